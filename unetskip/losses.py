@@ -1,0 +1,54 @@
+"""Segmentation losses: cross-entropy, soft Dice, or their sum, all honouring `ignore_index`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LossName = Literal["ce", "dice", "ce+dice"]
+
+
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None, eps: float = 1.0
+) -> torch.Tensor:
+    """1 - mean over classes of the soft Dice, pooled over the batch.
+
+    logits (B, C, H, W), target (B, H, W) class indices -> scalar. Ignored pixels count nowhere;
+    classes absent from both target and prediction contribute Dice ~1 thanks to `eps`.
+    """
+    num_classes = logits.shape[1]
+    probs = logits.float().softmax(dim=1)  # (B, C, H, W)
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    safe_target = torch.where(valid, target, torch.zeros_like(target))
+    one_hot = F.one_hot(safe_target, num_classes).permute(0, 3, 1, 2).float()  # (B, C, H, W)
+    mask = valid.unsqueeze(1).float()  # (B, 1, H, W)
+    probs, one_hot = probs * mask, one_hot * mask
+    dims = (0, 2, 3)
+    intersection = (probs * one_hot).sum(dims)  # (C,)
+    cardinality = probs.sum(dims) + one_hot.sum(dims)
+    dice = (2 * intersection + eps) / (cardinality + eps)
+    return 1 - dice.mean()
+
+
+class SegmentationLoss(nn.Module):
+    """`ce`, `dice` or `ce+dice` (their unweighted sum) on logits (B, C, H, W) and targets (B, H, W)."""
+
+    def __init__(self, name: LossName = "ce+dice", ignore_index: int | None = None) -> None:
+        super().__init__()
+        if name not in ("ce", "dice", "ce+dice"):
+            raise ValueError(f"loss must be one of 'ce', 'dice', 'ce+dice', got {name!r}")
+        self.name = name
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """logits (B, C, H, W), target (B, H, W) -> scalar loss."""
+        loss = logits.new_zeros(())
+        if "ce" in self.name:
+            ignore = -100 if self.ignore_index is None else self.ignore_index
+            loss = loss + F.cross_entropy(logits.float(), target, ignore_index=ignore)
+        if "dice" in self.name:
+            loss = loss + soft_dice_loss(logits, target, self.ignore_index)
+        return loss
