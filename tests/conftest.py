@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny synthetic Oxford-IIIT Pet folder in the official layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unetskip.data.oxford_pet import TRIMAP_BACKGROUND, TRIMAP_BORDER, TRIMAP_PET
+
+
+def write_pet_sample(root: Path, name: str, height: int, width: int, seed: int) -> None:
+    """One image with a bright ellipse "pet" on a dark background, and its trimap (border band 2 px)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    cy, cx = rng.uniform(0.35, 0.65) * height, rng.uniform(0.35, 0.65) * width
+    ry, rx = rng.uniform(0.2, 0.35) * height, rng.uniform(0.2, 0.35) * width
+    radius = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+    trimap = np.full((height, width), TRIMAP_BACKGROUND, np.uint8)
+    trimap[radius <= 1.15] = TRIMAP_BORDER
+    trimap[radius <= 0.85] = TRIMAP_PET
+    image = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    image[radius <= 1.0] = rng.integers(180, 255, 3, dtype=np.uint8)
+    Image.fromarray(image).save(root / "images" / f"{name}.jpg", quality=95)
+    Image.fromarray(trimap).save(root / "annotations" / "trimaps" / f"{name}.png")
+
+
+def make_pet_folder(root: Path, num_trainval: int = 12, num_test: int = 6) -> Path:
+    """A folder in the official layout with `num_trainval` + `num_test` samples of varied sizes."""
+    (root / "images").mkdir(parents=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True)
+    lines = {"trainval": [], "test": []}
+    for index in range(num_trainval + num_test):
+        split = "trainval" if index < num_trainval else "test"
+        name = f"Synthetic_cat_{index}"
+        write_pet_sample(root, name, 48 + 4 * (index % 5), 64 - 3 * (index % 4), seed=index)
+        lines[split].append(f"{name} 1 1 1")
+    for split, split_lines in lines.items():
+        (root / "annotations" / f"{split}.txt").write_text("\n".join(split_lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention synthetic dataset shared by the whole session."""
+    return make_pet_folder(tmp_path_factory.mktemp("data") / "oxford-iiit-pet")

@@ -1,0 +1,128 @@
+"""The LightningDataModule for Oxford-IIIT Pet: download, split, loaders."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from unetskip.data.download import dataset_is_complete, download_oxford_pet
+from unetskip.data.oxford_pet import (
+    MaskMode,
+    OxfordPetDataset,
+    class_names_for,
+    find_samples,
+    read_split,
+)
+from unetskip.data.transforms import eval_transforms, train_transforms
+
+
+def split_trainval(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Deterministic train/val split of the official trainval list (the order of the result is sorted)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    shuffled = sorted(names)
+    random.Random(seed).shuffle(shuffled)
+    num_val = max(1, round(len(shuffled) * val_fraction))
+    return sorted(shuffled[num_val:]), sorted(shuffled[:num_val])
+
+
+class OxfordPetDataModule(L.LightningDataModule):
+    """Oxford-IIIT Pet images and trimaps from `root`, the dataset folder itself.
+
+    `root` holds `images/` and `annotations/` (the official layout). With `download=True` the official
+    archives are fetched into it when missing; otherwise nothing is ever written there.
+    Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
+    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/oxford-iiit-pet",
+        download: bool = False,
+        image_size: int | tuple[int, int] = 256,
+        mask_mode: MaskMode = "binary",
+        ignore_index: int = 255,
+        val_fraction: float = 0.1,
+        split_seed: int = 42,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = class_names_for(mask_mode)
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.root = Path(root)
+        self.download = download
+        self.image_size = image_size
+        self.mask_mode = mask_mode
+        self.ignore_index = ignore_index
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        # Leave a core for the main process, at most 8 workers (decoding JPEGs scales with cores).
+        self.num_workers = min(8, max(1, (os.cpu_count() or 1) - 1)) if num_workers is None else num_workers
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.persistent_workers = persistent_workers and self.num_workers > 0
+        self.datasets: dict[str, OxfordPetDataset] = {}
+
+    def prepare_data(self) -> None:
+        """Download when asked and not already there (runs on one process only)."""
+        if self.download and not dataset_is_complete(self.root):
+            download_oxford_pet(self.root)
+
+    def setup(self, stage: str) -> None:
+        if not dataset_is_complete(self.root):
+            raise FileNotFoundError(
+                f"data.root={str(self.root)!r} is not an Oxford-IIIT Pet folder (it needs images/, "
+                "annotations/trimaps/, annotations/trainval.txt and annotations/test.txt): set "
+                "data.download=true, or point data.root at an extracted copy"
+            )
+        dataset_args = {"mask_mode": self.mask_mode, "ignore_index": self.ignore_index}
+        if stage in ("fit", "validate") and "train" not in self.datasets:
+            train_names, val_names = split_trainval(
+                read_split(self.root, "trainval"), self.val_fraction, self.split_seed
+            )
+            self.datasets["train"] = OxfordPetDataset(
+                find_samples(self.root, train_names),
+                train_transforms(self.image_size, self.ignore_index),
+                **dataset_args,
+            )
+            self.datasets["val"] = OxfordPetDataset(
+                find_samples(self.root, val_names), eval_transforms(self.image_size), **dataset_args
+            )
+        if stage == "test" and "test" not in self.datasets:
+            self.datasets["test"] = OxfordPetDataset(
+                find_samples(self.root, read_split(self.root, "test")),
+                eval_transforms(self.image_size),
+                **dataset_args,
+            )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
