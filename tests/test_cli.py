@@ -1,0 +1,213 @@
+"""The real CLI entry point on tiny synthetic data: fit, then validate and test from the checkpoint alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from unetskip.cli import cli_main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def tiny_args(pet_root: Path, tmp_path: Path) -> list[str]:
+    """Overrides that shrink the default experiment to seconds on a CPU."""
+    return [
+        "--config",
+        str(CONFIGS / "unet.yaml"),
+        "--data.root",
+        str(pet_root),
+        "--data.download",
+        "false",
+        "--data.image_size",
+        "32",
+        "--data.batch_size",
+        "4",
+        "--data.num_workers",
+        "0",
+        "--model.net.base_channels",
+        "4",
+        "--model.net.depth",
+        "2",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    ]
+
+
+def test_fit_fast_dev_run(pet_root, tmp_path):
+    cli = cli_main(["fit", *tiny_args(pet_root, tmp_path), "--trainer.fast_dev_run", "true"])
+    assert cli.trainer.state.finished
+    assert "val/dice_macro" in cli.trainer.callback_metrics
+    assert cli.model.net.skip_connections is True
+
+
+@pytest.fixture(scope="module")
+def trained_no_skip(pet_root, tmp_path_factory):
+    """One real epoch of the ablation, flipped by one flag; returns (checkpoint path, tmp dir)."""
+    tmp_path = tmp_path_factory.mktemp("fit")
+    cli = cli_main(
+        [
+            "fit",
+            *tiny_args(pet_root, tmp_path),
+            "--model.net.skip_connections",
+            "false",
+            "--trainer.max_epochs",
+            "1",
+        ]
+    )
+    assert cli.model.net.skip_connections is False
+    ckpts = sorted((tmp_path / "runs").rglob("last.ckpt"))
+    assert len(ckpts) == 1
+    return ckpts[0], tmp_path
+
+
+def test_checkpoint_records_the_architecture(trained_no_skip):
+    ckpt, _ = trained_no_skip
+    hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    assert hparams["net"]["class_path"] == "unetskip.models.UNet"
+    assert hparams["net"]["init_args"]["skip_connections"] is False
+    config = yaml.safe_load((ckpt.parents[1] / "config.yaml").read_text())
+    assert config["model"]["net"]["init_args"]["skip_connections"] is False
+    assert config["model"]["lr_scheduler"]["init_args"]["T_max"] == 1  # follows max_epochs
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test"])
+def test_evaluate_from_the_checkpoint_alone(trained_no_skip, subcommand, tmp_path):
+    ckpt, _ = trained_no_skip
+    cli = cli_main(
+        [
+            subcommand,
+            "--ckpt_path",
+            str(ckpt),
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
+    prefix = "val" if subcommand == "validate" else "test"
+    metrics = cli.trainer.callback_metrics
+    for key in ("dice_macro", "iou_macro", "iou/pet", "dice/pet", "pet_iou_pooled", "pet_iou_per_image"):
+        assert f"{prefix}/{key}" in metrics, key
+    # The architecture, image size and data folder all came from the checkpoint.
+    assert cli.model.net.skip_connections is False
+    assert cli.model.net.depth == 2
+    assert cli.datamodule.image_size == 32
+    weights = torch.load(ckpt, weights_only=True)["state_dict"]
+    torch.testing.assert_close(cli.model.state_dict()["net.head.weight"], weights["net.head.weight"])
+
+
+def test_print_config_shows_both_switches(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(CONFIGS / "unet.yaml"), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["net"]["init_args"]["skip_connections"] is True
+    assert printed["model"]["net"]["init_args"]["residual"] is True
+    assert printed["model"]["lr_scheduler"]["init_args"]["T_max"] == printed["trainer"]["max_epochs"]
+
+
+def test_trimap_mode_links_three_classes(pet_root, tmp_path):
+    cli = cli_main(
+        [
+            "fit",
+            *tiny_args(pet_root, tmp_path),
+            "--data.mask_mode",
+            "trimap",
+            "--model.net.num_classes",
+            "3",
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
+    assert cli.model.class_names == ["background", "pet", "border"]
+    assert "val/iou/border" in cli.trainer.callback_metrics
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--model.net.skip_conections", "false", "skip_conections"),
+        ("--model.net.depth", "deep", "depth"),
+        ("--data.mask_mode", "rgb", "mask_mode"),
+    ],
+)
+def test_wrong_key_or_type_gives_a_cli_error(flag, value, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(CONFIGS / "unet.yaml"), flag, value])
+    assert exit_info.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def load_config(name: str) -> dict:
+    return yaml.safe_load((CONFIGS / name).read_text())
+
+
+def test_no_skip_config_differs_from_default_only_in_the_switch():
+    default, no_skip = load_config("unet.yaml"), load_config("no_skip.yaml")
+    assert no_skip["model"]["net"]["init_args"].pop("skip_connections") is False
+    assert default["model"]["net"]["init_args"].pop("skip_connections") is True
+    assert no_skip["trainer"]["logger"]["init_args"].pop("name") == "no_skip"
+    default["trainer"]["logger"]["init_args"].pop("name")
+    assert no_skip == default
+
+
+def test_smp_config_differs_from_default_only_in_the_network():
+    default, smp = load_config("unet.yaml"), load_config("smp_unet.yaml")
+    assert smp["model"].pop("net")["class_path"] == "segmentation_models_pytorch.Unet"
+    default["model"].pop("net")
+    smp["trainer"]["logger"]["init_args"].pop("name")
+    default["trainer"]["logger"]["init_args"].pop("name")
+    assert smp == default
+
+
+def test_smp_baseline_trains_by_config_alone(pet_root, tmp_path):
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "smp_unet.yaml"),
+        "--data.root",
+        str(pet_root),
+        "--data.download",
+        "false",
+        "--data.image_size",
+        "64",
+        "--data.batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.fast_dev_run",
+        "true",
+    ]
+    cli = cli_main(args)
+    assert type(cli.model.net).__name__ == "Unet"
+    assert cli.trainer.state.finished
+
+
+def test_module_and_console_script_are_the_same_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "unetskip", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert all(cmd in result.stdout for cmd in ("fit", "validate", "test", "predict"))
+    pyproject = (CONFIGS.parent / "pyproject.toml").read_text()
+    assert 'unetskip = "unetskip.cli:cli_main"' in pyproject

@@ -1,0 +1,116 @@
+"""The LightningModule: trains any segmentation network, logs epoch-level Dice and IoU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from torch import nn
+
+from unetskip.losses import LossName, SegmentationLoss
+from unetskip.metrics import SegmentationScores
+
+
+class SegmentationModule(L.LightningModule):
+    """Semantic segmentation of `(B, 3, H, W)` images into `len(class_names)` classes.
+
+    `net` is any module mapping `(B, C_in, H, W)` to logits `(B, num_classes, H, W)`: the from-scratch
+    `unetskip.models.UNet`, or `segmentation_models_pytorch.Unet` for the baseline. Batches are dicts
+    with `image` (B, 3, H, W) float and, except in predict, `mask` (B, H, W) long.
+    Metrics are logged once per epoch under `train/`, `val/` and `test/`.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        class_names: Sequence[str] = ("background", "pet"),
+        loss: LossName = "ce+dice",
+        ignore_index: int | None = 255,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        # Under LightningCLI the saved hparams are the parsed config, in which `net` is its class_path
+        # and init_args: that rebuilds the network from the checkpoint alone. Built in Python, `net` is
+        # a module that must not be pickled into the hparams (its weights are in the state dict).
+        self.save_hyperparameters(ignore=None if _given_hyperparameters.get() else ["net"])
+        self.net = net
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.criterion = SegmentationLoss(loss, ignore_index)
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.train_scores = SegmentationScores(self.class_names, ignore_index)
+        self.val_scores = SegmentationScores(self.class_names, ignore_index)
+        self.test_scores = SegmentationScores(self.class_names, ignore_index)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, C_in, H, W) -> logits (B, num_classes, H, W)."""
+        logits = self.net(images)
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"the network outputs {logits.shape[1]} channels but the data has {self.num_classes} "
+                f"classes {self.class_names}: set the network's class count (model.net.init_args."
+                "num_classes for UNet, classes for smp) to match data.mask_mode"
+            )
+        return logits
+
+    def stage_scores(self, stage: str) -> SegmentationScores:
+        """The epoch accumulator of `stage` ("train", "val" or "test")."""
+        return getattr(self, f"{stage}_scores")
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.criterion(logits, batch["mask"])
+        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"])
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch["image"].shape[0],
+            sync_dist=stage != "train",
+        )
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """-> class probabilities (B, num_classes, H, W)."""
+        return self(batch["image"]).float().softmax(dim=1)
+
+    def _log_epoch_scores(self, stage: str) -> None:
+        scores = self.stage_scores(stage).compute()
+        self.log(f"{stage}/dice_macro", scores.pop("dice_macro"), prog_bar=True)
+        self.log_dict({f"{stage}/{key}": value for key, value in scores.items()})
+        self.stage_scores(stage).reset()
+
+    def on_train_epoch_start(self) -> None:
+        # Logged here rather than by LearningRateMonitor, which fails when the logger is switched off.
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_scores("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_scores("test")
+
+    def configure_optimizers(self):  # noqa: ANN201 (Lightning accepts several return types)
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler(optimizer)}
