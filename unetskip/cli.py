@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+from unetskip.acceleration import default_precision
 from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.oxford_pet import class_names_for
 from unetskip.segmentation_module import SegmentationModule
@@ -52,7 +53,8 @@ def checkpoint_config_args(ckpt_path: str) -> list[str]:
 
 class UnetSkipCLI(LightningCLI):
     """LightningCLI whose model follows the data's mask mode, and whose validate, test and predict
-    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them)."""
+    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them).
+    `trainer.precision: null` picks bf16-mixed on a CUDA GPU that supports it, else 32-true."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.mask_mode", "model.class_names", compute_fn=class_names_for)
@@ -67,6 +69,10 @@ class UnetSkipCLI(LightningCLI):
                 self.config = parser.parse_args(argv)
                 return
         super().parse_arguments(parser, args)
+
+    def before_instantiate_classes(self) -> None:
+        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        trainer.precision = default_precision(trainer.precision, trainer.accelerator)
 
 
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:

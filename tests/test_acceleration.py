@@ -1,0 +1,67 @@
+"""Run-time speed-ups: the precision choice, channels_last and torch.compile through the real CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from test_cli import tiny_args
+
+from unetskip.acceleration import ChannelsLast, default_precision
+from unetskip.cli import cli_main
+
+
+@pytest.mark.parametrize(
+    ("precision", "accelerator", "cuda", "bf16", "expected"),
+    [
+        (None, "auto", False, False, "32-true"),  # a CPU machine
+        (None, "auto", True, True, "bf16-mixed"),  # an Ampere-or-later GPU
+        (None, "gpu", True, True, "bf16-mixed"),
+        (None, "cuda", True, False, "32-true"),  # a GPU without bf16 (e.g. V100)
+        (None, "cpu", True, True, "32-true"),  # the CPU asked for on a GPU machine
+        ("16-mixed", "auto", True, True, "16-mixed"),  # an explicit choice always wins
+        ("bf16-mixed", "cpu", False, False, "bf16-mixed"),
+    ],
+)
+def test_default_precision(monkeypatch, precision, accelerator, cuda, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert default_precision(precision, accelerator) == expected
+
+
+def conv_weights(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p for p in module.parameters() if p.ndim == 4 and min(p.shape[-2:]) > 1]
+
+
+ONE_SHORT_EPOCH = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+ONE_SHORT_EPOCH += ["--trainer.limit_val_batches", "1"]
+
+
+def test_cpu_run_keeps_32_true_and_contiguous_weights(pet_root, tmp_path):
+    cli = cli_main(["fit", *tiny_args(pet_root, tmp_path), *ONE_SHORT_EPOCH])
+    assert cli.trainer.precision == "32-true"
+    saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())
+    assert saved["trainer"]["precision"] == "32-true"  # the resolved choice is what the run records
+    assert any(isinstance(c, ChannelsLast) for c in cli.trainer.callbacks)
+    assert all(w.is_contiguous() for w in conv_weights(cli.model.net))
+
+
+def test_channels_last_and_compile_callbacks_train_and_checkpoint(pet_root, tmp_path):
+    cli = cli_main(
+        [
+            "fit",
+            *tiny_args(pet_root, tmp_path),
+            "--trainer.callbacks+=unetskip.acceleration.ChannelsLast",
+            "--trainer.callbacks.on_cpu=true",
+            "--trainer.callbacks+=unetskip.acceleration.CompileNet",
+            "--trainer.callbacks.backend=eager",  # dynamo without code generation: quick on a CPU
+            *ONE_SHORT_EPOCH,
+        ]
+    )
+    net = cli.model.net
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(net))
+    assert net._compiled_call_impl is not None  # nn.Module.compile took effect
+    assert torch.isfinite(cli.trainer.callback_metrics["val/dice_macro"])
+    ckpt = next((tmp_path / "runs").rglob("last.ckpt"))
+    keys = torch.load(ckpt, weights_only=True)["state_dict"].keys()
+    assert "net.head.weight" in keys and not any("_orig_mod" in key for key in keys)

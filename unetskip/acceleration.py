@@ -1,0 +1,70 @@
+"""Speed-ups chosen at run time: mixed precision and channels_last where the GPU gains from them, and
+`torch.compile` as a callback. On a CPU every choice here leaves the run as it is (32-true, contiguous).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+# Channels-last convolutions use the tensor cores of Volta (compute capability 7.0) and later.
+CHANNELS_LAST_MIN_CAPABILITY = (7, 0)
+# Trainer accelerators that may resolve to a CUDA GPU.
+CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
+
+
+def default_precision(precision: str | int | None, accelerator: object) -> str | int:
+    """`precision` itself when set; for None, `bf16-mixed` when the run will use a CUDA GPU that
+    supports bf16, else `32-true`.
+
+    `accelerator` is the Trainer's accelerator setting ("auto", "gpu", "cuda", "cpu", or an object).
+    """
+    if precision is not None:
+        return precision
+    on_cuda = accelerator in CUDA_ACCELERATORS and torch.cuda.is_available()
+    return "bf16-mixed" if on_cuda and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def channels_last_helps(device: torch.device) -> bool:
+    """True on a CUDA GPU with tensor cores (compute capability >= 7.0), where NHWC convolutions are fast."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= CHANNELS_LAST_MIN_CAPABILITY
+
+
+class ChannelsLast(L.Callback):
+    """Stores the model's 4-D weights channels-last (NHWC) when it runs on a GPU that gains from it.
+
+    Convolutions then run in NHWC and their outputs stay NHWC, so inputs need no conversion. On a CPU
+    nothing changes unless `on_cpu=True` (slower there for this model; useful to test the conversion).
+    """
+
+    def __init__(self, on_cpu: bool = False) -> None:
+        self.on_cpu = on_cpu
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        device = trainer.strategy.root_device
+        if channels_last_helps(device) or (self.on_cpu and device.type == "cpu"):
+            pl_module.to(memory_format=torch.channels_last)
+
+
+class CompileNet(L.Callback):
+    """Compiles the module's `net` in place with `torch.compile` (`nn.Module.compile`).
+
+    The state-dict keys do not change, so checkpoints load with or without it. The first training and
+    the first evaluation step each pay the compile time (see the README's Speed section).
+    `mode`, `backend` and `dynamic` are `torch.compile`'s arguments.
+    """
+
+    def __init__(
+        self, mode: str | None = None, backend: str = "inductor", dynamic: bool | None = None
+    ) -> None:
+        self.mode = mode
+        self.backend = backend
+        self.dynamic = dynamic
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        net = getattr(pl_module, "net", None)
+        if not isinstance(net, torch.nn.Module):
+            raise ValueError(
+                f"CompileNet compiles the LightningModule's `net`, but {type(pl_module).__name__} has none"
+            )
+        net.compile(mode=self.mode, backend=self.backend, dynamic=self.dynamic)
