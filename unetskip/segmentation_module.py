@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
+from torchmetrics import MeanMetric
 
 from unetskip.losses import LossName, SegmentationLoss
 from unetskip.metrics import SegmentationScores
@@ -46,6 +47,11 @@ class SegmentationModule(L.LightningModule):
         self.train_scores = SegmentationScores(self.class_names, ignore_index)
         self.val_scores = SegmentationScores(self.class_names, ignore_index)
         self.test_scores = SegmentationScores(self.class_names, ignore_index)
+        # Evaluation losses as exact per-image means, summed across processes by torchmetrics: Lightning's
+        # own sync_dist mean floors the image count when processes hold different numbers of images
+        # (Lightning-AI/pytorch-lightning#21859), as they do under DDP (see OxfordPetDataModule).
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C_in, H, W) -> logits (B, num_classes, H, W)."""
@@ -66,15 +72,13 @@ class SegmentationModule(L.LightningModule):
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
         self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"])
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch["image"].shape[0],
-            sync_dist=stage != "train",
-        )
+        batch_size = batch["image"].shape[0]
+        if stage == "train":
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        else:
+            mean_loss = getattr(self, f"{stage}_loss")
+            mean_loss.update(loss.detach(), weight=batch_size)
+            self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

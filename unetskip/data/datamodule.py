@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
@@ -31,6 +32,13 @@ def split_trainval(names: list[str], val_fraction: float, seed: int) -> tuple[li
     return sorted(shuffled[num_val:]), sorted(shuffled[:num_val])
 
 
+def default_num_workers(processes_per_node: int = 1) -> int:
+    """Loader workers per process: the CPUs this process may use, shared by the node's processes, less
+    one for each process itself (at least 1)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // processes_per_node - 1)
+
+
 class OxfordPetDataModule(L.LightningDataModule):
     """Oxford-IIIT Pet images and trimaps from `root`, the dataset folder itself.
 
@@ -38,6 +46,9 @@ class OxfordPetDataModule(L.LightningDataModule):
     archives are fetched into it when missing; otherwise nothing is ever written there.
     Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
     test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
+    `num_workers=None` gives each process the node's CPUs shared among its processes, less one.
+    Under DDP each process evaluates its own share of val and test, every image exactly once (no padding
+    with repeated images), so metrics summed across processes equal those of one process.
     """
 
     def __init__(
@@ -69,10 +80,9 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.batch_size = batch_size
-        # Leave a core for the main process, at most 8 workers (decoding JPEGs scales with cores).
-        self.num_workers = min(8, max(1, (os.cpu_count() or 1) - 1)) if num_workers is None else num_workers
+        self.num_workers = num_workers
         self.pin_memory = pin_memory and torch.cuda.is_available()
-        self.persistent_workers = persistent_workers and self.num_workers > 0
+        self.persistent_workers = persistent_workers
         self.datasets: dict[str, OxfordPetDataset] = {}
 
     def prepare_data(self) -> None:
@@ -107,15 +117,34 @@ class OxfordPetDataModule(L.LightningDataModule):
                 **dataset_args,
             )
 
+    def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
+        """Under DDP, this process's share of an evaluation split, without repeats; else None."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        dataset = self.datasets[split]
+        if len(dataset) < trainer.world_size:
+            raise ValueError(
+                f"the {split} split has {len(dataset)} images, fewer than the {trainer.world_size} "
+                "processes: use fewer devices or a larger split (data.val_fraction)"
+            )
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        num_workers = self.num_workers
+        if num_workers is None:
+            num_workers = default_num_workers(self.trainer.num_devices if self.trainer else 1)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else self._eval_sampler(split),
             drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-            num_workers=self.num_workers,
+            num_workers=num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            persistent_workers=self.persistent_workers and num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
