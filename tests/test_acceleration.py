@@ -1,14 +1,17 @@
-"""Run-time speed-ups: the precision choice, channels_last and torch.compile through the real CLI."""
+"""Run-time speed-ups: the precision choice, channels_last and torch.compile, through the real CLI."""
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 import yaml
 from test_cli import tiny_args
 
-from unetskip.acceleration import ChannelsLast, default_precision
+from unetskip.acceleration import ChannelsLast, CompileNet, channels_last_helps, default_precision
 from unetskip.cli import cli_main
+from unetskip.models import UNet
+from unetskip.segmentation_module import SegmentationModule
 
 
 @pytest.mark.parametrize(
@@ -29,6 +32,21 @@ def test_default_precision(monkeypatch, precision, accelerator, cuda, bf16, expe
     assert default_precision(precision, accelerator) == expected
 
 
+@pytest.mark.parametrize(
+    ("device", "capability", "expected"),
+    [
+        ("cpu", None, True),
+        ("cuda", (8, 0), True),
+        ("cuda", (7, 0), True),
+        ("cuda", (6, 1), False),
+        ("meta", None, False),
+    ],
+)
+def test_channels_last_helps(monkeypatch, device, capability, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *args: capability)
+    assert channels_last_helps(torch.device(device)) is expected
+
+
 def conv_weights(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.ndim == 4 and min(p.shape[-2:]) > 1]
 
@@ -37,31 +55,42 @@ ONE_SHORT_EPOCH = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches",
 ONE_SHORT_EPOCH += ["--trainer.limit_val_batches", "1"]
 
 
-def test_cpu_run_keeps_32_true_and_contiguous_weights(pet_root, tmp_path):
+def test_cpu_run_is_32_true_and_channels_last(pet_root, tmp_path):
     cli = cli_main(["fit", *tiny_args(pet_root, tmp_path), *ONE_SHORT_EPOCH])
     assert cli.trainer.precision == "32-true"
     saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())
     assert saved["trainer"]["precision"] == "32-true"  # the resolved choice is what the run records
-    assert any(isinstance(c, ChannelsLast) for c in cli.trainer.callbacks)
-    assert all(w.is_contiguous() for w in conv_weights(cli.model.net))
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(cli.model.net))
+    assert torch.isfinite(cli.trainer.callback_metrics["val/dice_macro"])
 
 
-def test_channels_last_and_compile_callbacks_train_and_checkpoint(pet_root, tmp_path):
+def test_channels_last_can_leave_a_cpu_run_contiguous():
+    module = SegmentationModule(UNet(base_channels=4, depth=2))
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False)
+    ChannelsLast(on_cpu=False).setup(trainer, module, "fit")
+    assert all(w.is_contiguous() for w in conv_weights(module))
+    ChannelsLast().setup(trainer, module, "fit")
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(module))
+
+
+def test_compile_callback_trains_and_checkpoints_unchanged_keys(pet_root, tmp_path):
     cli = cli_main(
         [
             "fit",
             *tiny_args(pet_root, tmp_path),
-            "--trainer.callbacks+=unetskip.acceleration.ChannelsLast",
-            "--trainer.callbacks.on_cpu=true",
             "--trainer.callbacks+=unetskip.acceleration.CompileNet",
             "--trainer.callbacks.backend=eager",  # dynamo without code generation: quick on a CPU
             *ONE_SHORT_EPOCH,
         ]
     )
-    net = cli.model.net
-    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(net))
-    assert net._compiled_call_impl is not None  # nn.Module.compile took effect
+    assert cli.model.net._compiled_call_impl is not None  # nn.Module.compile took effect
     assert torch.isfinite(cli.trainer.callback_metrics["val/dice_macro"])
     ckpt = next((tmp_path / "runs").rglob("last.ckpt"))
     keys = torch.load(ckpt, weights_only=True)["state_dict"].keys()
     assert "net.head.weight" in keys and not any("_orig_mod" in key for key in keys)
+
+
+def test_compile_callback_needs_a_net():
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False)
+    with pytest.raises(ValueError, match="has no"):
+        CompileNet().setup(trainer, L.LightningModule(), "fit")

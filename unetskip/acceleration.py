@@ -1,5 +1,5 @@
-"""Speed-ups chosen at run time: mixed precision and channels_last where the GPU gains from them, and
-`torch.compile` as a callback. On a CPU every choice here leaves the run as it is (32-true, contiguous).
+"""Speed-ups chosen at run time: bf16 mixed precision on GPUs that support it (a CPU stays at 32-true),
+channels_last where convolutions gain from it, and `torch.compile` as a callback.
 """
 
 from __future__ import annotations
@@ -26,23 +26,26 @@ def default_precision(precision: str | int | None, accelerator: object) -> str |
 
 
 def channels_last_helps(device: torch.device) -> bool:
-    """True on a CUDA GPU with tensor cores (compute capability >= 7.0), where NHWC convolutions are fast."""
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= CHANNELS_LAST_MIN_CAPABILITY
+    """True where NHWC convolutions are faster: a CUDA GPU with tensor cores (compute capability >= 7.0),
+    and a CPU (oneDNN; measured with `python -m unetskip.bench`, see the README's Speed section)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= CHANNELS_LAST_MIN_CAPABILITY
+    return device.type == "cpu"
 
 
 class ChannelsLast(L.Callback):
-    """Stores the model's 4-D weights channels-last (NHWC) when it runs on a GPU that gains from it.
+    """Stores the model's 4-D weights channels-last (NHWC) where that makes convolutions faster.
 
-    Convolutions then run in NHWC and their outputs stay NHWC, so inputs need no conversion. On a CPU
-    nothing changes unless `on_cpu=True` (slower there for this model; useful to test the conversion).
+    Convolutions then run in NHWC and their outputs stay NHWC, so inputs need no conversion. `on_cpu=False`
+    keeps a CPU run contiguous (NCHW); a device that does not gain from NHWC is never converted.
     """
 
-    def __init__(self, on_cpu: bool = False) -> None:
+    def __init__(self, on_cpu: bool = True) -> None:
         self.on_cpu = on_cpu
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         device = trainer.strategy.root_device
-        if channels_last_helps(device) or (self.on_cpu and device.type == "cpu"):
+        if channels_last_helps(device) and (self.on_cpu or device.type != "cpu"):
             pl_module.to(memory_format=torch.channels_last)
 
 

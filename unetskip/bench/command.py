@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="NHWC weights and inputs (default: on a CUDA GPU with tensor cores, as the training configs)",
+        help="NHWC weights and inputs (default: on a CPU or a tensor-core GPU, as the training configs)",
     )
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile each network (nn.Module.compile)"
