@@ -8,7 +8,13 @@ import torch
 import yaml
 from test_cli import tiny_args
 
-from unetskip.acceleration import ChannelsLast, CompileNet, channels_last_helps, default_precision
+from unetskip.acceleration import (
+    ChannelsLast,
+    CompileNet,
+    channels_last_helps,
+    cpu_channels_last_hazard,
+    default_precision,
+)
 from unetskip.cli import cli_main
 from unetskip.models import UNet
 from unetskip.segmentation_module import SegmentationModule
@@ -56,7 +62,8 @@ ONE_SHORT_EPOCH += ["--trainer.limit_val_batches", "1"]
 
 
 def test_cpu_run_is_32_true_and_channels_last(pet_root, tmp_path):
-    cli = cli_main(["fit", *tiny_args(pet_root, tmp_path), *ONE_SHORT_EPOCH])
+    args = [*tiny_args(pet_root, tmp_path), "--model.net.base_channels", "16", *ONE_SHORT_EPOCH]
+    cli = cli_main(["fit", *args])
     assert cli.trainer.precision == "32-true"
     saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())
     assert saved["trainer"]["precision"] == "32-true"  # the resolved choice is what the run records
@@ -64,13 +71,30 @@ def test_cpu_run_is_32_true_and_channels_last(pet_root, tmp_path):
     assert torch.isfinite(cli.trainer.callback_metrics["val/dice_macro"])
 
 
-def test_channels_last_can_leave_a_cpu_run_contiguous():
-    module = SegmentationModule(UNet(base_channels=4, depth=2))
+@pytest.mark.parametrize(
+    ("net_args", "hazard"),
+    [
+        ({"base_channels": 8}, "encoder.1.0.shortcut.0 (1x1, stride (2, 2), 8 input channels)"),
+        ({"base_channels": 16}, ""),  # the default: every strided 1x1 convolution has >= 16 inputs
+        ({"base_channels": 4, "residual": False}, ""),  # no projection shortcuts at all
+    ],
+)
+def test_cpu_channels_last_hazard_names_the_layer(net_args, hazard):
+    assert cpu_channels_last_hazard(UNet(depth=2, **net_args)) == hazard
+
+
+def test_channels_last_on_cpu_only_where_onednn_gets_it_right():
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False)
-    ChannelsLast(on_cpu=False).setup(trainer, module, "fit")
-    assert all(w.is_contiguous() for w in conv_weights(module))
-    ChannelsLast().setup(trainer, module, "fit")
-    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(module))
+    safe = SegmentationModule(UNet(base_channels=16, depth=2))
+    ChannelsLast(on_cpu=False).setup(trainer, safe, "fit")
+    assert all(w.is_contiguous() for w in conv_weights(safe))
+    ChannelsLast().setup(trainer, safe, "fit")
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(safe))
+
+    unsafe = SegmentationModule(UNet(base_channels=4, depth=2))
+    with pytest.warns(UserWarning, match=r"keeping NCHW on the CPU because of net\.encoder\.1\.0\.shortcut"):
+        ChannelsLast().setup(trainer, unsafe, "fit")
+    assert all(w.is_contiguous() for w in conv_weights(unsafe))
 
 
 def test_compile_callback_trains_and_checkpoints_unchanged_keys(pet_root, tmp_path):

@@ -18,6 +18,7 @@ from unetskip.bench.command import main
 from unetskip.bench.report import MODEL_COLUMNS
 from unetskip.bench.settings import Settings
 from unetskip.bench.subjects import load_subject
+from unetskip.models import UNet
 
 
 def positive_numbers(record: dict) -> list[float]:
@@ -40,7 +41,9 @@ def test_quick_bench_prints_the_table_and_writes_every_number(pet_root, tmp_path
         assert line in printed
     assert "Lightning overhead (unet" in printed and "Data: train loader alone" in printed
 
-    assert results["settings"]["precision"] == "32-true" and results["settings"]["channels_last"] is False
+    # On a CPU the defaults follow training: 32-true, NHWC (the default networks have no layer against it).
+    assert results["settings"]["precision"] == "32-true" and results["settings"]["channels_last"] is True
+    assert [m["layout"] for m in results["models"]] == ["NHWC"] * 3
     for model in results["models"]:
         assert len(positive_numbers(model)) == 6
         assert all(math.isfinite(v) and v > 0 for v in positive_numbers(model)), model
@@ -92,6 +95,12 @@ def test_peak_memory_sees_an_allocation(monkeypatch, tmp_path, reset_peak):
         time.sleep(0.05)
         del block
     assert 60 * memory.MIB < peak.peak - before < 200 * memory.MIB
+
+
+def test_bench_keeps_nchw_for_a_network_that_nhwc_breaks_on_a_cpu():
+    settings = Settings(torch.device("cpu"), "32-true", True, False, 2, 32, 1, 1, 1)
+    assert settings.memory_format(UNet(base_channels=16, depth=2)) == torch.channels_last
+    assert settings.memory_format(UNet(base_channels=8, depth=2)) == torch.contiguous_format
 
 
 def test_settings_reject_an_unknown_precision():

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
 
 # Channels-last convolutions use the tensor cores of Volta (compute capability 7.0) and later.
 CHANNELS_LAST_MIN_CAPABILITY = (7, 0)
+# oneDNN's NHWC backward of a 1x1 convolution with stride > 1 and fewer input channels than its channel
+# block (16 with AVX-512, 8 with AVX2) writes out of bounds: a crash or wrong weight gradients
+# (uxlfoundation/oneDNN#6035; seen here as a segfault for 4, 8 and 12 channels at 80-160 px).
+CPU_NHWC_MIN_STRIDED_1X1_CHANNELS = 16
 # Trainer accelerators that may resolve to a CUDA GPU.
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
 
@@ -33,11 +39,25 @@ def channels_last_helps(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+def cpu_channels_last_hazard(model: nn.Module) -> str:
+    """The first layer of `model` that NHWC on a CPU would break (see above), or "" when there is none."""
+    for name, module in model.named_modules():
+        if (
+            isinstance(module, nn.Conv2d)
+            and module.kernel_size == (1, 1)
+            and max(module.stride) > 1
+            and module.in_channels < CPU_NHWC_MIN_STRIDED_1X1_CHANNELS
+        ):
+            return f"{name} (1x1, stride {module.stride}, {module.in_channels} input channels)"
+    return ""
+
+
 class ChannelsLast(L.Callback):
     """Stores the model's 4-D weights channels-last (NHWC) where that makes convolutions faster.
 
     Convolutions then run in NHWC and their outputs stay NHWC, so inputs need no conversion. `on_cpu=False`
-    keeps a CPU run contiguous (NCHW); a device that does not gain from NHWC is never converted.
+    keeps a CPU run contiguous (NCHW), as does a model with a layer that oneDNN's NHWC kernels get wrong
+    (with a warning naming it); a device that does not gain from NHWC is never converted.
     """
 
     def __init__(self, on_cpu: bool = True) -> None:
@@ -45,8 +65,16 @@ class ChannelsLast(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         device = trainer.strategy.root_device
-        if channels_last_helps(device) and (self.on_cpu or device.type != "cpu"):
-            pl_module.to(memory_format=torch.channels_last)
+        if not channels_last_helps(device) or (device.type == "cpu" and not self.on_cpu):
+            return
+        hazard = cpu_channels_last_hazard(pl_module) if device.type == "cpu" else ""
+        if hazard:
+            rank_zero_warn(
+                f"ChannelsLast: keeping NCHW on the CPU because of {hazard}: oneDNN's NHWC kernel for it "
+                f"fails with fewer than {CPU_NHWC_MIN_STRIDED_1X1_CHANNELS} input channels (oneDNN#6035)"
+            )
+            return
+        pl_module.to(memory_format=torch.channels_last)
 
 
 class CompileNet(L.Callback):

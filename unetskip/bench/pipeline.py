@@ -72,7 +72,7 @@ def build_module(subject: Subject, settings: Settings) -> SegmentationModule:
         ignore_index=subject.ignore_index,
         optimizer=subject.optimizer_factory(),
     )
-    module.to(settings.device, memory_format=settings.memory_format)
+    module.to(settings.device, memory_format=settings.memory_format(net))
     if settings.compile:
         module.net.compile()
     return module
@@ -131,8 +131,9 @@ def measure_overhead(subject: Subject, settings: Settings) -> OverheadResult:
     torch.manual_seed(0)
     module = build_module(subject, settings)
     batches = []
+    memory_format = settings.memory_format(module.net)
     for seed in range(settings.warmup + settings.steps):
-        images, masks = settings.batch(subject.num_classes, seed=seed)
+        images, masks = settings.batch(subject.num_classes, memory_format, seed=seed)
         batches.append({"image": images.cpu(), "mask": masks.cpu()})
     plain, fitted = [], []
     lightning_log = logging.getLogger("lightning.pytorch")

@@ -8,6 +8,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+from unetskip.acceleration import cpu_channels_last_hazard
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -34,9 +37,11 @@ class Settings:
         if self.warmup < 1:
             raise ValueError(f"bench: warmup must be >= 1 (the first step is never timed), got {self.warmup}")
 
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
+    def memory_format(self, net: nn.Module) -> torch.memory_format:
+        """channels_last when asked for, unless `net` has a layer that NHWC breaks on a CPU (as training)."""
+        if not self.channels_last or (self.device.type == "cpu" and cpu_channels_last_hazard(net)):
+            return torch.contiguous_format
+        return torch.channels_last
 
     def autocast(self) -> Callable[[], AbstractContextManager]:
         """A factory of the autocast context that this precision runs the forward pass in."""
@@ -54,10 +59,12 @@ class Settings:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def batch(self, num_classes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random images (B, 3, S, S) in the memory format and masks (B, S, S) of class indices."""
+    def batch(
+        self, num_classes: int, memory_format: torch.memory_format, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random images (B, 3, S, S) in `memory_format` and masks (B, S, S) of class indices."""
         generator = torch.Generator().manual_seed(seed)
         shape = (self.batch_size, 3, self.image_size, self.image_size)
-        images = torch.randn(shape, generator=generator).contiguous(memory_format=self.memory_format)
+        images = torch.randn(shape, generator=generator).contiguous(memory_format=memory_format)
         masks = torch.randint(0, num_classes, (shape[0], *shape[2:]), generator=generator)
         return images.to(self.device), masks.to(self.device)

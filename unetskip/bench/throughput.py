@@ -29,6 +29,7 @@ class ModelResult:
     infer_img_s: float
     peak_mib: float  # CUDA max allocated, or CPU RSS growth, during a training step
     warmup_s: float  # first training step plus first inference batch (compile time when compiling)
+    layout: str  # NHWC or NCHW, as it ran
 
 
 def count_macs(net: nn.Module, settings: Settings) -> float:
@@ -58,7 +59,10 @@ class Runner:
         self.name = subject.name
         self.settings = settings
         torch.manual_seed(0)
-        self.net = subject.build_net().to(settings.device, memory_format=settings.memory_format)
+        self.net = subject.build_net()
+        memory_format = settings.memory_format(self.net)
+        self.layout = "NHWC" if memory_format == torch.channels_last else "NCHW"
+        self.net.to(settings.device, memory_format=memory_format)
         self.params = sum(p.numel() for p in self.net.parameters())
         self.macs = count_macs(self.net, settings)
         if settings.compile:
@@ -67,7 +71,7 @@ class Runner:
         self.optimizer = subject.optimizer_factory()(self.net.parameters())
         self.scaler = settings.grad_scaler()
         self.autocast = settings.autocast()
-        self.images, self.masks = settings.batch(subject.num_classes)
+        self.images, self.masks = settings.batch(subject.num_classes, memory_format)
 
     def train_step(self) -> None:
         """Forward, loss, backward and optimizer step, as Lightning runs them at this precision."""
@@ -127,6 +131,7 @@ def measure_models(subjects: list[Subject], settings: Settings) -> list[ModelRes
             infer_img_s=infer[r.name],
             peak_mib=peaks[r.name],
             warmup_s=warmups[r.name],
+            layout=r.layout,
         )
         for r in runners
     ]
