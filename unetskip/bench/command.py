@@ -12,7 +12,8 @@ import torch
 
 from unetskip.acceleration import channels_last_helps, default_precision
 from unetskip.bench import report
-from unetskip.bench.pipeline import measure_loader, measure_overhead
+from unetskip.bench.loader import measure_loader
+from unetskip.bench.overhead import measure_overhead
 from unetskip.bench.settings import PRECISIONS, Settings
 from unetskip.bench.subjects import load_subject
 from unetskip.bench.throughput import measure_models

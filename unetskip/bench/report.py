@@ -8,7 +8,8 @@ from pathlib import Path
 import lightning
 import torch
 
-from unetskip.bench.pipeline import LoaderResult, OverheadResult
+from unetskip.bench.loader import LoaderResult
+from unetskip.bench.overhead import OverheadResult
 from unetskip.bench.settings import Settings
 from unetskip.bench.throughput import ModelResult
 

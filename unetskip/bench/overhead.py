@@ -1,4 +1,4 @@
-"""What surrounds the network: Lightning's per-step overhead, and the data loader's throughput."""
+"""Lightning's per-step overhead: the same module and batches in a plain PyTorch loop and in Trainer.fit."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from unetskip.bench.settings import Settings
 from unetskip.bench.subjects import Subject
-from unetskip.data.datamodule import OxfordPetDataModule
-from unetskip.data.oxford_pet import load_rgb
 from unetskip.segmentation_module import SegmentationModule
 
 
@@ -35,15 +30,6 @@ class OverheadResult:
     def overhead(self) -> float:
         """Extra time per image that Lightning adds, as a fraction of the plain loop's (0.05 = 5%)."""
         return self.plain_img_s / self.lightning_img_s - 1
-
-
-@dataclass
-class LoaderResult:
-    num_workers: int
-    pin_memory: bool
-    img_s: float  # the train loader alone, after its first batch
-    decode_ms: float  # reading and decoding one image and its trimap, in one process
-    sample_ms: float  # one whole training sample (decode + augmentations + tensor), in one process
 
 
 class StepClock(L.Callback):
@@ -109,7 +95,7 @@ def lightning_fit(
     clock = StepClock(settings)
     trainer = L.Trainer(
         accelerator=settings.device.type,
-        devices=1,
+        devices=[settings.device.index or 0] if settings.device.type == "cuda" else 1,
         precision=settings.precision,
         max_steps=len(batches),
         limit_val_batches=0,
@@ -148,51 +134,3 @@ def measure_overhead(subject: Subject, settings: Settings) -> OverheadResult:
     finally:
         lightning_log.setLevel(level)
     return OverheadResult(subject.name, statistics.median(plain), statistics.median(fitted))
-
-
-def endless(loader: DataLoader) -> Iterator[dict]:
-    """The loader's batches, epoch after epoch."""
-    while True:
-        yield from loader
-
-
-def measure_loader(
-    data_root: str, settings: Settings, num_workers: int | None, batches: int, samples: int
-) -> LoaderResult:
-    """The DataModule's train loader alone (its default workers unless `num_workers`), timed over
-    `batches` batches after the first; and the per-sample cost of decoding vs the whole sample."""
-    datamodule = OxfordPetDataModule(
-        root=data_root,
-        image_size=settings.image_size,
-        batch_size=settings.batch_size,
-        num_workers=num_workers,
-    )
-    datamodule.setup("fit")
-    dataset = datamodule.datasets["train"]
-    loader = datamodule.train_dataloader()
-    stream = endless(loader)
-    next(stream)  # the first batch waits for the workers to start: not timed
-    start = time.perf_counter()
-    images = sum(len(next(stream)["image"]) for _ in range(batches))
-    img_s = images / (time.perf_counter() - start)
-    del stream
-
-    decode = whole = 0.0
-    for index, sample in enumerate(dataset.samples[:samples]):
-        dataset[index]  # untimed: brings the files into the page cache, as in any epoch but the first
-        start = time.perf_counter()
-        load_rgb(sample.image_path)
-        with Image.open(sample.trimap_path) as trimap:
-            np.asarray(trimap)
-        decode += time.perf_counter() - start
-        start = time.perf_counter()
-        dataset[index]
-        whole += time.perf_counter() - start
-    count = min(samples, len(dataset))
-    return LoaderResult(
-        num_workers=loader.num_workers,
-        pin_memory=loader.pin_memory,
-        img_s=img_s,
-        decode_ms=1000 * decode / count,
-        sample_ms=1000 * whole / count,
-    )
