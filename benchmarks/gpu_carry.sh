@@ -13,11 +13,14 @@ NUM_IMAGES=${2:-250}
 GPU_PYTHON=${GPU_PYTHON:-3.12}
 PYTHON=${PYTHON:-python3}
 
-# The versions this repository is tested with; the GPU image lacks them (or has other versions).
+# The versions this repository is tested with, for what the GPU image lacks (smp, albumentations and
+# their dependencies) or may hold in another version (timm, typing-extensions). Its own huggingface-hub
+# stays: the one here needs packages that the image lacks.
 WHEELS=(
-    segmentation-models-pytorch==0.6.0 timm==1.0.31 huggingface-hub==2.4.0
+    segmentation-models-pytorch==0.6.0 timm==1.0.31
     albumentations==2.0.8 albucore==0.0.24 stringzilla==5.3.2 simsimd==6.5.16
     pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+    typing-extensions==4.16.0
 )
 rm -rf .whl && mkdir -p .whl
 PLATFORMS=()
