@@ -80,3 +80,9 @@ def cli_main(args: ArgsType = None) -> UnetSkipCLI:
         # scheduler length can follow --trainer.max_epochs.
         parser_kwargs={"parser_mode": "omegaconf+"},
     )
+
+
+def main() -> None:
+    """The `unetskip` console script: the CLI on sys.argv. It returns None, so a finished run exits with
+    status 0 (a console script passes its return value to sys.exit, which treats an object as failure)."""
+    cli_main()
