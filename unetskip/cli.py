@@ -76,6 +76,8 @@ def cli_main(args: ArgsType = None) -> UnetSkipCLI:
         OxfordPetDataModule,
         args=args,
         save_config_kwargs={"overwrite": True},
+        # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
+        trainer_defaults={"default_root_dir": "runs"},
         # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
         # scheduler length can follow --trainer.max_epochs.
         parser_kwargs={"parser_mode": "omegaconf+"},
