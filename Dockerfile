@@ -40,8 +40,7 @@ RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
 # Runtime: configs in the working directory; data and runs in volumes. /workspace/data and
 # /workspace/runs point at /data and /runs, so the configs' relative paths (data.root
 # data/oxford-iiit-pet, runs/) land in the volumes; W&B's offline run folders go to /runs too.
-# /workspace itself is writable: a command without a config (test --ckpt_path) logs into the working
-# directory, as on the host (the container's copy is lost unless --trainer.default_root_dir runs).
+# Commands without a config (test --ckpt_path) log under runs/ as well (the CLI's default_root_dir).
 RUN mkdir -p /workspace /data /runs \
     && ln -sfn /data /workspace/data \
     && ln -sfn /runs /workspace/runs \

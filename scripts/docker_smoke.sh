@@ -101,7 +101,7 @@ fi
 ls -lnR "$smoke/runs"
 
 step "test from the checkpoint alone"
-run test --ckpt_path "runs/${ckpt#"$smoke/runs/"}" --trainer.default_root_dir runs \
+run test --ckpt_path "runs/${ckpt#"$smoke/runs/"}" \
     --trainer.enable_progress_bar false
 ls -ln "$smoke/runs"
 done_step
