@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import torch
+import wandb
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.oxford_pet import class_names_for
+from unetskip.gradient_flow import StageGradientNorms
+from unetskip.mask_overlays import ValidationMaskOverlays
+from unetskip.run_config import RunConfigCallback, name_loggers
 from unetskip.segmentation_module import SegmentationModule
 
 # Model arguments that the parser fills from `data` (see `add_arguments_to_parser`).
@@ -57,6 +61,9 @@ class UnetSkipCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.mask_mode", "model.class_names", compute_fn=class_names_for)
         parser.link_arguments("data.ignore_index", "model.ignore_index")
+        # Callbacks with their own config keys (--mask_overlays.num_images, --gradient_norms.every_n_steps).
+        parser.add_lightning_class_args(ValidationMaskOverlays, "mask_overlays")
+        parser.add_lightning_class_args(StageGradientNorms, "gradient_norms")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         argv = sys.argv[1:] if args is None else args
@@ -68,6 +75,16 @@ class UnetSkipCLI(LightningCLI):
                 return
         super().parse_arguments(parser, args)
 
+    def before_instantiate_classes(self) -> None:
+        name_loggers(self.config[self.subcommand] if self.subcommand else self.config, self.subcommand)
+
+    def after_fit(self) -> None:
+        # One W&B run per subcommand: a later cli_main in this process (tests, notebooks) starts its own
+        # run instead of WandbLogger reusing this one.
+        wandb.finish()
+
+    after_validate = after_test = after_predict = after_fit
+
 
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:
     """Run the CLI on `args` (a list of strings, or None for sys.argv)."""
@@ -75,7 +92,7 @@ def cli_main(args: ArgsType = None) -> UnetSkipCLI:
         SegmentationModule,
         OxfordPetDataModule,
         args=args,
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=RunConfigCallback,
         # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
         trainer_defaults={"default_root_dir": "runs"},
         # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
