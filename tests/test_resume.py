@@ -16,10 +16,12 @@ import pytest
 import torch
 import yaml
 from conftest import make_pet_folder
+from jsonargparse import Namespace, dict_to_namespace
 
 from unetskip.checkpointing import AtomicCheckpointIO
 from unetskip.cli import cli_main
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader
+from unetskip.resume import resume_run
 
 REPO = Path(__file__).resolve().parents[1]
 # 40 trainval images -> 36 train (4 val); batches of 2 -> 18 optimizer steps per epoch.
@@ -58,6 +60,8 @@ def fit_args(pets: Path, out: Path) -> list[str]:
         "4",
         "--model.net.depth",
         "2",
+        "--trainer.accelerator",
+        "cpu",  # the claim is for CPU; GPU kernels may pick other reduction orders
         "--trainer.max_epochs",
         str(EPOCHS),
         "--trainer.log_every_n_steps",
@@ -89,7 +93,7 @@ def final_metrics(cli) -> dict[str, float]:
 def uninterrupted(pets, tmp_path_factory) -> dict[str, float]:
     """The reference run. Given `--ckpt_path last` with nothing to resume, it starts a new run."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    with pytest.warns(UserWarning, match="no .*last.ckpt of this model.net, starting a new run"):
+    with pytest.warns(UserWarning, match="no .*last.ckpt of this model.net; starting a new run"):
         cli = cli_main([*fit_args(pets, out), "--ckpt_path", "last"])
     assert cli.trainer.global_step == EPOCHS * STEPS_PER_EPOCH
     return final_metrics(cli)
@@ -151,6 +155,7 @@ def test_killed_run_resumes_to_the_same_metrics(pets, tmp_path, uninterrupted):
     assert metrics.keys() == uninterrupted.keys()
     assert {"val/dice_macro", "val/iou_macro", "val/loss", "train/loss_epoch"} <= metrics.keys()
     for key, value in uninterrupted.items():
+        print(f"{key}: resumed from step {saved_step} {metrics[key]!r}, uninterrupted {value!r}")
         assert metrics[key] == pytest.approx(value, abs=TOLERANCE, nan_ok=True), key
 
 
@@ -202,3 +207,38 @@ def test_loader_resumes_on_the_batches_it_had_not_served():
     assert served + [batch.tolist() for batch in restarted] == epoch
     assert restarted.state_dict()["batches"] == 3
     assert [batch.tolist() for batch in restarted] == epoch  # the next pass is whole again
+
+
+def write_last(runs: Path, version: str, skip_connections: bool, mtime: float) -> Path:
+    """A last.ckpt as the CLI records it: the network's settings and the logger's run version."""
+    path = runs / version / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    net = {"class_path": "unetskip.models.UNet", "init_args": {"skip_connections": skip_connections}}
+    loggers = [{"class": "CSVLogger", "version": version}]
+    torch.save({"hyper_parameters": {"net": net}, "unetskip": {"format": 1, "loggers": loggers}}, path)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def fit_config(tmp_path: Path, skip_connections: bool) -> Namespace:
+    net = {"class_path": "unetskip.models.UNet", "init_args": {"skip_connections": skip_connections}}
+    logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path)}}
+    trainer = {"default_root_dir": str(tmp_path), "logger": logger}
+    return dict_to_namespace({"ckpt_path": "last", "model": {"net": net}, "trainer": trainer})
+
+
+def test_last_is_the_newest_run_of_the_same_network_and_continues_it(tmp_path):
+    runs = tmp_path / "lightning_logs"  # CSVLogger's default name
+    older = write_last(runs, "version_0", skip_connections=True, mtime=1000)
+    write_last(runs, "version_1", skip_connections=False, mtime=2000)  # newer, but another network
+
+    config = fit_config(tmp_path, skip_connections=True)
+    resume_run(config)
+    assert config.ckpt_path == str(older)
+    assert config.trainer.logger.init_args.version == "version_0"
+
+    config = fit_config(tmp_path, skip_connections=True)
+    config.model.net.init_args.residual = False
+    with pytest.warns(UserWarning, match=r"\(2 of other networks, newest .*version_1.*starting a new run"):
+        resume_run(config)
+    assert config.ckpt_path is None and "version" not in config.trainer.logger.init_args

@@ -44,16 +44,15 @@ def runs_folder(entry: Namespace, default_root_dir: str) -> Path:
     return Path(logger.save_dir or default_root_dir) / str(logger.name)
 
 
-def find_last_checkpoint(runs: Path, net: Any) -> Path | None:
-    """The most recently written `<run>/checkpoints/last.ckpt` under `runs` whose network settings
-    (`hyper_parameters["net"]`) equal `net`; runs of other experiments that share the folder (one W&B
-    project, say) are passed over."""
-    candidates = sorted(runs.glob(f"*/checkpoints/{LAST_NAME}"), key=lambda path: -path.stat().st_mtime)
-    for path in candidates:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        if plain((checkpoint.get("hyper_parameters") or {}).get("net")) == plain(net):
-            return path
-    return None
+def last_checkpoints(runs: Path) -> list[Path]:
+    """Every `<run>/checkpoints/last.ckpt` under `runs`, the most recently written first."""
+    return sorted(runs.glob(f"*/checkpoints/{LAST_NAME}"), key=lambda path: -path.stat().st_mtime)
+
+
+def same_network(ckpt_path: Path, net: Any) -> bool:
+    """Whether the checkpoint's network settings (`hyper_parameters["net"]`) equal `net`."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    return plain((checkpoint.get("hyper_parameters") or {}).get("net")) == plain(net)
 
 
 def recorded_loggers(ckpt_path: Path) -> list[dict[str, str]]:
@@ -79,11 +78,14 @@ def resume_run(config: Namespace) -> None:
     default_root_dir = config.trainer.default_root_dir or "."
     runs = runs_folder(entries[0], default_root_dir).resolve()
     if config.ckpt_path == "last":
-        last = find_last_checkpoint(runs, config.model.net)
+        # Runs of other experiments that share the folder (one W&B project, say) are passed over.
+        candidates = last_checkpoints(runs)
+        last = next((path for path in candidates if same_network(path, config.model.net)), None)
         if last is None:
+            others = f" ({len(candidates)} of other networks, newest {candidates[0]})" if candidates else ""
             rank_zero_warn(
-                f"fit --ckpt_path last: no {runs}/*/checkpoints/{LAST_NAME} of this model.net, "
-                "starting a new run"
+                f"fit --ckpt_path last: no {runs}/*/checkpoints/{LAST_NAME} of this model.net{others}; "
+                "starting a new run. To resume another one, pass its path as --ckpt_path."
             )
             config.ckpt_path = None
             return
