@@ -74,11 +74,10 @@ class UnetSkipCLI(LightningCLI):
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI would parse the checkpoint's model hyperparameters over the command line, silently
-        # undoing flags such as --model.net.skip_connections. validate, test and predict already take
-        # them from the checkpoint, under the flags (`parse_arguments`); fit keeps its config, and a
-        # checkpoint that does not fit it stops with what differs (SegmentationModule.on_load_checkpoint).
-        return
+        """Nothing: LightningCLI would parse the checkpoint's model hyperparameters over the command line,
+        silently undoing flags such as --model.net.skip_connections. validate, test and predict already
+        take them from the checkpoint, under the flags (`parse_arguments`); fit keeps its config, and a
+        checkpoint that does not fit it stops with what differs (SegmentationModule.on_load_checkpoint)."""
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
