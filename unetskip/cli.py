@@ -10,17 +10,27 @@ import torch
 import wandb
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+from unetskip.checkpointing import LastCheckpoint
 from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.oxford_pet import class_names_for
 from unetskip.gradient_flow import StageGradientNorms
+from unetskip.guards import require_accelerator
 from unetskip.mask_overlays import ValidationMaskOverlays
+from unetskip.resume import resume_run
 from unetskip.run_config import RunConfigCallback, name_loggers
 from unetskip.segmentation_module import SegmentationModule
 
 # Model arguments that the parser fills from `data` (see `add_arguments_to_parser`).
 LINKED_MODEL_KEYS = ("class_names", "ignore_index")
+# Data arguments that the parser fills from `seed_everything`.
+LINKED_DATA_KEYS = ("seed",)
 # Subcommands that may take their whole model and data configuration from a checkpoint.
 FROM_CHECKPOINT_SUBCOMMANDS = ("validate", "test", "predict")
+
+
+def data_seed(seed_everything: bool | int) -> int | None:
+    """`data.seed` from `seed_everything`: its value, or None (the data follows torch's seed) for a bool."""
+    return None if isinstance(seed_everything, bool) else seed_everything
 
 
 def find_ckpt_path(argv: list[str]) -> str | None:
@@ -46,9 +56,8 @@ def checkpoint_config_args(ckpt_path: str) -> list[str]:
     for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
         hparams = dict(checkpoint.get(key) or {})
         hparams.pop("_instantiator", None)
-        if group == "model":
-            for linked in LINKED_MODEL_KEYS:
-                hparams.pop(linked, None)
+        for linked in LINKED_MODEL_KEYS if group == "model" else LINKED_DATA_KEYS:
+            hparams.pop(linked, None)
         if hparams:
             args += [f"--{group}", json.dumps(hparams)]
     return args
@@ -56,7 +65,11 @@ def checkpoint_config_args(ckpt_path: str) -> list[str]:
 
 class UnetSkipCLI(LightningCLI):
     """LightningCLI whose model follows the data's mask mode, and whose validate, test and predict
-    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them)."""
+    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them).
+
+    Checkpoints are loaded with `weights_only=True` unless `--weights_only false` is given; `fit
+    --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.resume`).
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.mask_mode", "model.class_names", compute_fn=class_names_for)
@@ -64,6 +77,23 @@ class UnetSkipCLI(LightningCLI):
         # Callbacks with their own config keys (--mask_overlays.num_images, --gradient_norms.every_n_steps).
         parser.add_lightning_class_args(ValidationMaskOverlays, "mask_overlays")
         parser.add_lightning_class_args(StageGradientNorms, "gradient_norms")
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=data_seed)
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+
+    def _parse_ckpt_path(self) -> None:
+        """Nothing: LightningCLI would parse the checkpoint's model hyperparameters over the command line,
+        silently undoing flags such as --model.net.skip_connections. validate, test and predict already
+        take them from the checkpoint, under the flags (`parse_arguments`); fit keeps its config, and a
+        checkpoint that does not fit it stops with what differs (SegmentationModule.on_load_checkpoint)."""
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        name_loggers(config, self.subcommand)
+        require_accelerator(config.trainer.accelerator)
+        if config.get("weights_only") is None:
+            config.weights_only = True  # tensors and plain containers only: loading runs no code
+        if self.subcommand == "fit":
+            resume_run(config)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         argv = sys.argv[1:] if args is None else args
@@ -74,9 +104,6 @@ class UnetSkipCLI(LightningCLI):
                 self.config = parser.parse_args(argv)
                 return
         super().parse_arguments(parser, args)
-
-    def before_instantiate_classes(self) -> None:
-        name_loggers(self.config[self.subcommand] if self.subcommand else self.config, self.subcommand)
 
     def after_fit(self) -> None:
         # One W&B run per subcommand: a later cli_main in this process (tests, notebooks) starts its own

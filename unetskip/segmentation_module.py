@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -10,6 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
 
+from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
 from unetskip.losses import LossName, SegmentationLoss
 from unetskip.metrics import SegmentationScores
 
@@ -108,6 +110,13 @@ class SegmentationModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_scores("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[METADATA_KEY] = checkpoint_metadata(self.loggers)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before the weights are loaded: an error here names what differs, not just the keys.
+        check_compatible(checkpoint, self.state_dict(), self.hparams)
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning accepts several return types)
         optimizer = self.optimizer(self.parameters())

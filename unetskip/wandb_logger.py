@@ -55,6 +55,8 @@ class AutoOfflineWandbLogger(WandbLogger):
       (the module's and datamodule's arguments, already under `model` and `data`) is skipped, so every
       key is in the W&B config once.
 
+    - `version` is the W&B run id (as in WandbLogger): `fit --ckpt_path last` sets it to continue a run.
+
     Files go to `<save_dir>/wandb/`; checkpoints to `<save_dir>/<project>/<run id>/checkpoints/`.
     """
 
@@ -66,7 +68,7 @@ class AutoOfflineWandbLogger(WandbLogger):
         entity: str | None = None,
         group: str | None = None,
         tags: list[str] | None = None,
-        id: str | None = None,
+        version: str | None = None,
         offline: bool = False,
         log_model: bool | Literal["all"] = False,
     ) -> None:
@@ -83,7 +85,7 @@ class AutoOfflineWandbLogger(WandbLogger):
             name=name,
             save_dir=save_dir,
             project=project,
-            id=id,
+            version=version,
             log_model=log_model,
             entity=entity,
             group=group,

@@ -18,6 +18,7 @@ from unetskip.data.oxford_pet import (
     find_samples,
     read_split,
 )
+from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 
@@ -38,6 +39,8 @@ class OxfordPetDataModule(L.LightningDataModule):
     archives are fetched into it when missing; otherwise nothing is ever written there.
     Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
     test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
+    The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
+    takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class OxfordPetDataModule(L.LightningDataModule):
         num_workers: int | None = None,
         pin_memory: bool = True,
         persistent_workers: bool = True,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -73,6 +77,7 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.num_workers = min(8, max(1, (os.cpu_count() or 1) - 1)) if num_workers is None else num_workers
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers and self.num_workers > 0
+        self.seed = seed
         self.datasets: dict[str, OxfordPetDataset] = {}
 
     def prepare_data(self) -> None:
@@ -118,8 +123,18 @@ class OxfordPetDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> ResumableDataLoader:
+        dataset = self.datasets["train"]
+        seed = torch.initial_seed() if self.seed is None else self.seed
+        return ResumableDataLoader(
+            SeededTransforms(dataset),
+            EpochShuffleSampler(len(dataset), seed),
+            batch_size=self.batch_size,
+            drop_last=len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
