@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from torch import nn
 
 from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.oxford_pet import class_names_for
+from unetskip.prediction import add_predict_arguments, prepare_predict
 from unetskip.segmentation_module import SegmentationModule
 
 # Model arguments that the parser fills from `data` (see `add_arguments_to_parser`).
@@ -52,7 +55,8 @@ def checkpoint_config_args(ckpt_path: str) -> list[str]:
 
 class UnetSkipCLI(LightningCLI):
     """LightningCLI whose model follows the data's mask mode, and whose validate, test and predict
-    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them)."""
+    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them).
+    `predict` segments arbitrary images (`--input`, `--output`; see unetskip.prediction)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.mask_mode", "model.class_names", compute_fn=class_names_for)
@@ -62,11 +66,50 @@ class UnetSkipCLI(LightningCLI):
         argv = sys.argv[1:] if args is None else args
         if isinstance(argv, list) and argv and argv[0] in FROM_CHECKPOINT_SUBCOMMANDS:
             ckpt_path = find_ckpt_path(argv)
-            if ckpt_path and Path(ckpt_path).is_file():
+            if ckpt_path and not Path(ckpt_path).is_file():
+                raise SystemExit(f"error: --ckpt_path {ckpt_path} is not a file")
+            if ckpt_path:
                 argv = [argv[0], *checkpoint_config_args(ckpt_path), *argv[1:]]
                 self.config = parser.parse_args(argv)
                 return
         super().parse_arguments(parser, args)
+
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            add_predict_arguments(parser)
+        return parser
+
+    def predict(
+        self,
+        model: nn.Module,
+        datamodule: OxfordPetDataModule,
+        ckpt_path: str | None = None,
+        return_predictions: bool | None = None,
+        weights_only: bool | None = None,
+    ) -> None:
+        """Masks for the images of `--input`, written under `--output` (see unetskip.prediction).
+
+        Replaces `Trainer.predict` for the predict subcommand and takes its arguments; predictions are
+        written batch by batch and never returned (`return_predictions` is ignored)."""
+        options = self.config_init["predict"]
+        try:
+            writer = prepare_predict(self.trainer, model, datamodule, ckpt_path, options)
+        except (ValueError, FileNotFoundError) as error:
+            raise SystemExit(f"error: {error}") from error
+        # Never keeping predictions keeps memory independent of the number of images.
+        self.trainer.predict(
+            model,
+            datamodule=datamodule,
+            ckpt_path=ckpt_path,
+            return_predictions=False,
+            weights_only=weights_only,
+        )
+        print(writer.summary())
+        if options.strict and writer.skipped:
+            raise SystemExit(1)
 
 
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:
