@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,10 @@ from PIL import Image
 from test_cli import tiny_args
 
 from unetskip.cli import cli_main
+from unetskip.export import PROBABILITY_TOLERANCE
+from unetskip.export import main as export_main
+from unetskip.inference import ProbabilityNet
+from unetskip.segmentation_module import SegmentationModule
 
 # Every good image of the photo folder: relative path -> its (height, width) as displayed (EXIF applied).
 GOOD_IMAGES = {
@@ -254,3 +259,32 @@ def test_a_folder_without_images_is_an_error(checkpoint, tmp_path):
     (tmp_path / "docs" / "a.txt").write_text("text")
     with pytest.raises(SystemExit, match="holds no image"):
         predict(checkpoint, tmp_path / "docs", tmp_path / "out")
+
+
+def test_onnx_export_has_dynamic_sizes_and_matches_pytorch(checkpoint, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    export_main(["--ckpt_path", str(checkpoint), "--output", str(tmp_path / "model.onnx")])
+    assert "wrote" in capsys.readouterr().out
+    proto = onnx.load(tmp_path / "model.onnx")
+    metadata = {prop.key: prop.value for prop in proto.metadata_props}
+    assert json.loads(metadata["class_names"]) == ["background", "pet"]
+    assert json.loads(metadata["training_size"]) == [32, 32]
+    batch, _, height, width = proto.graph.input[0].type.tensor_type.shape.dim
+    assert all(dim.dim_param and not dim.dim_value for dim in (batch, height, width))
+    # A size the export's own check did not use.
+    net = ProbabilityNet(SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu").net).eval()
+    images = torch.randint(0, 256, (2, 3, 45, 31), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = net(images).numpy()
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {"image": images.numpy()})
+    np.testing.assert_allclose(actual, expected, atol=PROBABILITY_TOLERANCE, rtol=0)
+
+
+def test_export_without_a_checkpoint_is_a_clear_error(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    with pytest.raises(SystemExit, match="is not a file"):
+        export_main(["--ckpt_path", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "m.onnx")])
