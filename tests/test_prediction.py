@@ -234,8 +234,24 @@ def test_an_output_folder_inside_the_input_is_not_read_back(checkpoint, photos, 
     predict(checkpoint, source, source / "masks")
     predict(checkpoint, source, source / "masks", "--overwrite")
     assert set(read_manifest(source / "masks")) == {str(source / "a.png")}
-    with pytest.raises(SystemExit, match="would overwrite the input"):
+    with pytest.raises(SystemExit, match="is the input folder"):
         predict(checkpoint, source, source, "--overwrite")
+
+
+def test_an_output_that_would_replace_an_input_is_refused(checkpoint, tmp_path):
+    (tmp_path / "m").mkdir()
+    for name in ("x.png", "m/x.png"):
+        Image.fromarray(random_rgb(9, 9, 0)).save(tmp_path / name)
+    (tmp_path / "list.txt").write_text("x.png\nm/x.png\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit, match="would overwrite the input"):
+        predict(checkpoint, tmp_path / "list.txt", tmp_path / "m", "--overwrite")
+    assert snapshot(tmp_path) == before
+
+
+def test_predict_without_a_checkpoint_is_a_clear_error(photos, tmp_path):
+    with pytest.raises(SystemExit, match="needs --ckpt_path"):
+        cli_main(["predict", "--input", str(photos), "--output", str(tmp_path / "out")])
 
 
 def test_strict_exits_with_status_1_when_an_input_was_skipped(checkpoint, photos, tmp_path):

@@ -66,6 +66,10 @@ class UnetSkipCLI(LightningCLI):
         argv = sys.argv[1:] if args is None else args
         if isinstance(argv, list) and argv and argv[0] in FROM_CHECKPOINT_SUBCOMMANDS:
             ckpt_path = find_ckpt_path(argv)
+            if argv[0] == "predict" and not ckpt_path and not {"-h", "--help"} & set(argv):
+                raise SystemExit(
+                    "error: predict needs --ckpt_path: the checkpoint holds the model and weights"
+                )
             if ckpt_path and not Path(ckpt_path).is_file():
                 raise SystemExit(f"error: --ckpt_path {ckpt_path} is not a file")
             if ckpt_path:

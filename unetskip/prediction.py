@@ -207,7 +207,7 @@ class MaskWriter(BasePredictionWriter):
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
         lines = [
             f"predict: {self.written} masks written to {self.output_dir}, {self.skipped} inputs skipped, "
-            f"in {self.seconds:.1f} s ({rate:.1f} img/s); manifest: {self.output_dir / MANIFEST_NAME}"
+            f"in {self.seconds:.1f} s ({rate:.2f} img/s); manifest: {self.output_dir / MANIFEST_NAME}"
         ]
         lines += [f"  skipped {path}: {reason}" for path, reason in self.problems]
         if self.skipped > len(self.problems):
@@ -289,10 +289,15 @@ def add_predict_arguments(parser: LightningArgumentParser) -> None:
     )
 
 
-def check_output_folder(output_dir: Path, found: FoundImages, stems: Sequence[Path], overwrite: bool) -> None:
-    """Refuse a non-empty output folder without `overwrite`, and any output that would replace an input."""
+def check_output_folder(
+    output_dir: Path, found: FoundImages, stems: Sequence[Path], suffixes: Sequence[str], overwrite: bool
+) -> None:
+    """Refuse the input folder itself, a non-empty folder without `overwrite`, and any output that would
+    replace an input."""
     if output_dir.is_file():
         raise ValueError(f"--output {output_dir} is a file, not a folder")
+    if output_dir.resolve() == found.base.resolve():
+        raise ValueError(f"--output {output_dir} is the input folder: masks go to a folder of their own")
     if not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
         raise ValueError(
             f"--output {output_dir} is not empty: choose a new folder, or pass --overwrite to replace the "
@@ -300,7 +305,7 @@ def check_output_folder(output_dir: Path, found: FoundImages, stems: Sequence[Pa
         )
     inputs = {path.resolve() for path in found.paths}
     for stem in stems:
-        for suffix in (".png", ".overlay.jpg"):
+        for suffix in suffixes:
             target = (output_dir / stem).with_name(stem.name + suffix).resolve()
             if target in inputs:
                 raise ValueError(
@@ -329,8 +334,11 @@ def prepare_predict(
     found = find_images(options.input, exclude=output_dir)
     if not found.paths and not found.rejected:
         raise FileNotFoundError(f"--input {options.input} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-    stems = output_stems([found.relative(path) for path in found.paths], output_suffixes(model.class_names))
-    check_output_folder(output_dir, found, stems, options.overwrite)
+    if trainer.world_size > 1:
+        raise ValueError("predict runs on one device: set --trainer.devices 1")
+    suffixes = output_suffixes(model.class_names)
+    stems = output_stems([found.relative(path) for path in found.paths], suffixes)
+    check_output_folder(output_dir, found, stems, suffixes, options.overwrite)
 
     size = datamodule.image_size
     training_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
