@@ -263,11 +263,18 @@ def test_strict_exits_with_status_1_when_an_input_was_skipped(checkpoint, photos
 
 @pytest.mark.parametrize(
     ("source", "message"),
-    [("nowhere", "does not exist"), ("data.csv", "listing image paths"), ("README", "neither")],
+    [
+        ("nowhere", "does not exist"),
+        ("data.csv", "listing image paths"),
+        ("README", "neither"),
+        ("bin.txt", "UTF-8"),
+    ],
 )
 def test_bad_inputs_give_a_clear_error(checkpoint, photos, tmp_path, source, message):
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00binary")
+    folder = tmp_path if source == "bin.txt" else photos
     with pytest.raises(SystemExit, match=message):
-        predict(checkpoint, photos / source, tmp_path / "out")
+        predict(checkpoint, folder / source, tmp_path / "out")
 
 
 def test_a_folder_without_images_is_an_error(checkpoint, tmp_path):

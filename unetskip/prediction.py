@@ -119,9 +119,7 @@ class MaskWriter(BasePredictionWriter):
         class_names: Sequence[str],
         overlay: bool = False,
         probabilities: bool = False,
-        progress: bool | None = None,
     ) -> None:
-        """`progress`: show a bar of images done and img/s (None: only on a terminal)."""
         super().__init__(write_interval="batch")
         self.found = found
         self.stems = list(stems)
@@ -129,7 +127,6 @@ class MaskWriter(BasePredictionWriter):
         self.class_names = list(class_names)
         self.overlay = overlay
         self.probabilities = probabilities
-        self.progress = progress
         self.written = 0
         self.skipped = 0
         self.problems: list[tuple[Path, str]] = []
@@ -141,13 +138,8 @@ class MaskWriter(BasePredictionWriter):
         self._manifest = csv.writer(self._manifest_file)
         self._manifest.writerow(MANIFEST_COLUMNS)
         total = len(self.found.paths) + len(self.found.rejected)
-        # progress=None shows the bar on a terminal only.
-        self._bar = tqdm(
-            total=total,
-            unit="img",
-            desc="predict",
-            disable=None if self.progress is None else not self.progress,
-        )
+        # Images done and img/s, on a terminal only (disable=None).
+        self._bar = tqdm(total=total, unit="img", desc="predict", disable=None)
         self._manifest.writerows(self._skip(path, reason) for path, reason in self.found.rejected)
         self._bar.update(len(self.found.rejected))
         self._started = time.perf_counter()

@@ -40,6 +40,7 @@ class FoundImages:
     rejected: list[tuple[Path, str]]
 
     def relative(self, path: Path) -> Path:
+        """`path` relative to `base`: where its outputs go under the output folder."""
         return path.relative_to(self.base)
 
 
@@ -78,8 +79,12 @@ def _walk_images(folder: Path, exclude: str | Path | None) -> list[Path]:
 
 
 def _read_list(list_file: Path) -> FoundImages:
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--input {list_file} is not a UTF-8 text list of image paths: {error}") from error
     paths, rejected, seen = [], [], set()
-    for line in list_file.read_text().splitlines():
+    for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -89,7 +94,8 @@ def _read_list(list_file: Path) -> FoundImages:
             continue
         seen.add(key)
         if not is_image_file(path):
-            rejected.append((path, f"not an image type (listed in {list_file}; expected {IMAGE_SUFFIXES})"))
+            expected = " ".join(IMAGE_SUFFIXES)
+            rejected.append((path, f"not an image type (listed in {list_file}; expected {expected})"))
         elif not path.is_file():
             rejected.append((path, f"file not found (listed in {list_file})"))
         else:
