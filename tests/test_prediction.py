@@ -17,9 +17,11 @@ from PIL import Image
 from test_cli import tiny_args
 
 from unetskip.cli import cli_main
+from unetskip.data.image_files import find_images
 from unetskip.export import PROBABILITY_TOLERANCE
 from unetskip.export import main as export_main
 from unetskip.inference import ProbabilityNet
+from unetskip.prediction import MaskWriter, output_stems, output_suffixes
 from unetskip.segmentation_module import SegmentationModule
 
 # Every good image of the photo folder: relative path -> its (height, width) as displayed (EXIF applied).
@@ -282,6 +284,34 @@ def test_a_folder_without_images_is_an_error(checkpoint, tmp_path):
     (tmp_path / "docs" / "a.txt").write_text("text")
     with pytest.raises(SystemExit, match="holds no image"):
         predict(checkpoint, tmp_path / "docs", tmp_path / "out")
+
+
+def test_trimap_masks_hold_three_classes_at_the_original_size(tmp_path):
+    """MaskWriter alone, on probabilities at a model size (8 x 8) for a 3-class (trimap) model."""
+    Image.fromarray(random_rgb(13, 21, 0)).save(tmp_path / "pet.png")
+    found = find_images(tmp_path / "pet.png")
+    classes = ["background", "pet", "border"]
+    stems = output_stems([found.relative(path) for path in found.paths], output_suffixes(classes))
+    writer = MaskWriter(found, stems, tmp_path / "out", classes, overlay=True, probabilities=True)
+    # Left third background, middle pet, right border, at 8 x 8; resized to 13 x 21 by the writer.
+    probabilities = torch.full((3, 8, 8), 0.1)
+    for index, columns in enumerate((slice(0, 3), slice(3, 5), slice(5, 8))):
+        probabilities[index, :, columns] = 0.8
+    writer.on_predict_start(None, None)
+    batch = {"index": [0], "size": [(13, 21)], "failed": []}
+    writer.write_on_batch_end(None, None, [probabilities], None, batch, 0)
+    writer.on_predict_end(None, None)
+    mask = np.asarray(Image.open(tmp_path / "out" / "pet.png"))
+    assert mask.shape == (13, 21)
+    assert (
+        mask[:, 0].tolist() == [0] * 13
+        and mask[:, 10].tolist() == [1] * 13
+        and mask[:, 20].tolist() == [2] * 13
+    )
+    for name in classes:
+        assert np.asarray(Image.open(tmp_path / "out" / f"pet.prob_{name}.png")).shape == (13, 21)
+    assert np.asarray(Image.open(tmp_path / "out" / "pet.overlay.jpg")).shape == (13, 21, 3)
+    assert writer.written == 1 and writer.skipped == 0
 
 
 def test_onnx_export_has_dynamic_sizes_and_matches_pytorch(checkpoint, tmp_path, capsys):
