@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import wandb
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from torch import nn
 
 from unetskip.checkpointing import LastCheckpoint
 from unetskip.data.datamodule import OxfordPetDataModule
@@ -16,6 +18,7 @@ from unetskip.data.oxford_pet import class_names_for
 from unetskip.gradient_flow import StageGradientNorms
 from unetskip.guards import require_accelerator
 from unetskip.mask_overlays import ValidationMaskOverlays
+from unetskip.prediction import add_predict_arguments, prepare_predict
 from unetskip.resume import resume_run
 from unetskip.run_config import RunConfigCallback, name_loggers
 from unetskip.segmentation_module import SegmentationModule
@@ -69,6 +72,7 @@ class UnetSkipCLI(LightningCLI):
 
     Checkpoints are loaded with `weights_only=True` unless `--weights_only false` is given; `fit
     --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.resume`).
+    `predict` segments arbitrary images (`--input`, `--output`; see unetskip.prediction).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -99,7 +103,13 @@ class UnetSkipCLI(LightningCLI):
         argv = sys.argv[1:] if args is None else args
         if isinstance(argv, list) and argv and argv[0] in FROM_CHECKPOINT_SUBCOMMANDS:
             ckpt_path = find_ckpt_path(argv)
-            if ckpt_path and Path(ckpt_path).is_file():
+            if argv[0] == "predict" and not ckpt_path and not {"-h", "--help"} & set(argv):
+                raise SystemExit(
+                    "error: predict needs --ckpt_path: the checkpoint holds the model and weights"
+                )
+            if ckpt_path and not Path(ckpt_path).is_file():
+                raise SystemExit(f"error: --ckpt_path {ckpt_path} is not a file")
+            if ckpt_path:
                 argv = [argv[0], *checkpoint_config_args(ckpt_path), *argv[1:]]
                 self.config = parser.parse_args(argv)
                 return
@@ -111,6 +121,43 @@ class UnetSkipCLI(LightningCLI):
         wandb.finish()
 
     after_validate = after_test = after_predict = after_fit
+
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            add_predict_arguments(parser)
+        return parser
+
+    def predict(
+        self,
+        model: nn.Module,
+        datamodule: OxfordPetDataModule,
+        ckpt_path: str | None = None,
+        return_predictions: bool | None = None,
+        weights_only: bool | None = None,
+    ) -> None:
+        """Masks for the images of `--input`, written under `--output` (see unetskip.prediction).
+
+        Replaces `Trainer.predict` for the predict subcommand and takes its arguments; predictions are
+        written batch by batch and never returned (`return_predictions` is ignored)."""
+        options = self.config_init["predict"]
+        try:
+            writer = prepare_predict(self.trainer, model, datamodule, ckpt_path, options)
+        except (ValueError, FileNotFoundError) as error:
+            raise SystemExit(f"error: {error}") from error
+        # Never keeping predictions keeps memory independent of the number of images.
+        self.trainer.predict(
+            model,
+            datamodule=datamodule,
+            ckpt_path=ckpt_path,
+            return_predictions=False,
+            weights_only=weights_only,
+        )
+        print(writer.summary())
+        if options.strict and writer.skipped:
+            raise SystemExit(1)
 
 
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:

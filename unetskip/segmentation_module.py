@@ -12,6 +12,7 @@ from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
 
 from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
+from unetskip.inference import Inferer
 from unetskip.losses import LossName, SegmentationLoss
 from unetskip.metrics import SegmentationScores
 
@@ -21,7 +22,8 @@ class SegmentationModule(L.LightningModule):
 
     `net` is any module mapping `(B, C_in, H, W)` to logits `(B, num_classes, H, W)`: the from-scratch
     `unetskip.models.UNet`, or `segmentation_models_pytorch.Unet` for the baseline. Batches are dicts
-    with `image` (B, 3, H, W) float and, except in predict, `mask` (B, H, W) long.
+    with `image` (B, 3, H, W) float and `mask` (B, H, W) long; in predict, `image` holds uint8 RGB images of
+    any sizes (see `unetskip.data.image_files`).
     Metrics are logged once per epoch under `train/`, `val/` and `test/`.
     """
 
@@ -48,6 +50,8 @@ class SegmentationModule(L.LightningModule):
         self.train_scores = SegmentationScores(self.class_names, ignore_index)
         self.val_scores = SegmentationScores(self.class_names, ignore_index)
         self.test_scores = SegmentationScores(self.class_names, ignore_index)
+        # How predict_step turns images into probabilities (tiles, flip TTA): set by `unetskip predict`.
+        self.inferer = Inferer()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C_in, H, W) -> logits (B, num_classes, H, W)."""
@@ -88,9 +92,9 @@ class SegmentationModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """-> class probabilities (B, num_classes, H, W)."""
-        return self(batch["image"]).float().softmax(dim=1)
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[torch.Tensor]:
+        """uint8 RGB images, (3, H_i, W_i) each -> class probabilities, (num_classes, H_i, W_i) each."""
+        return self.inferer(self, batch["image"])
 
     def _log_epoch_scores(self, stage: str) -> None:
         scores = self.stage_scores(stage).compute()

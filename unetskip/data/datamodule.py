@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
+from unetskip.data.image_files import ImageFileDataset, collate_image_files
 from unetskip.data.oxford_pet import (
     MaskMode,
     OxfordPetDataset,
@@ -41,6 +42,8 @@ class OxfordPetDataModule(L.LightningDataModule):
     test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
     The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
+    Predict serves `predict_dataset` instead (any image files, set by `unetskip predict`) and needs neither
+    `root` nor a download.
     """
 
     def __init__(
@@ -79,13 +82,17 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and self.num_workers > 0
         self.seed = seed
         self.datasets: dict[str, OxfordPetDataset] = {}
+        self.predict_dataset: ImageFileDataset | None = None
 
     def prepare_data(self) -> None:
-        """Download when asked and not already there (runs on one process only)."""
-        if self.download and not dataset_is_complete(self.root):
+        """Download when asked and not already there (runs on one process only; never for predict)."""
+        predicting = self.trainer is not None and self.trainer.predicting
+        if self.download and not predicting and not dataset_is_complete(self.root):
             download_oxford_pet(self.root)
 
     def setup(self, stage: str) -> None:
+        if stage == "predict":
+            return  # predict_dataset reads its own files
         if not dataset_is_complete(self.root):
             raise FileNotFoundError(
                 f"data.root={str(self.root)!r} is not an Oxford-IIIT Pet folder (it needs images/, "
@@ -141,3 +148,17 @@ class OxfordPetDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of `collate_image_files`: `batch_size` resized images, or one native-size image at a time
+        (their sizes differ; tiles are batched instead)."""
+        if self.predict_dataset is None:
+            raise RuntimeError("no images to predict on: run `unetskip predict --input PATH --output DIR`")
+        return DataLoader(
+            self.predict_dataset,
+            batch_size=self.batch_size if self.predict_dataset.image_size is not None else 1,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_image_files,
+            pin_memory=self.pin_memory,
+        )
