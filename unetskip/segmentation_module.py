@@ -19,8 +19,9 @@ class SegmentationModule(L.LightningModule):
 
     `net` is any module mapping `(B, C_in, H, W)` to logits `(B, num_classes, H, W)`: the from-scratch
     `unetskip.models.UNet`, or `segmentation_models_pytorch.Unet` for the baseline. Batches are dicts
-    with `image` (B, 3, H, W) float and, except in predict, `mask` (B, H, W) long.
-    Metrics are logged once per epoch under `train/`, `val/` and `test/`.
+    with `image` (B, 3, H, W) float and, except in predict, `mask` (B, H, W) long, and optionally
+    `border` (B, H, W) bool, the trimap border region, for the border-band scores (the region grown by
+    `border_band_width` pixels). Metrics are logged once per epoch under `train/`, `val/` and `test/`.
     """
 
     def __init__(
@@ -31,6 +32,7 @@ class SegmentationModule(L.LightningModule):
         ignore_index: int | None = 255,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
+        border_band_width: int = 3,
     ) -> None:
         super().__init__()
         # Under LightningCLI the saved hparams are the parsed config, in which `net` is its class_path
@@ -43,9 +45,9 @@ class SegmentationModule(L.LightningModule):
         self.criterion = SegmentationLoss(loss, ignore_index)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.train_scores = SegmentationScores(self.class_names, ignore_index)
-        self.val_scores = SegmentationScores(self.class_names, ignore_index)
-        self.test_scores = SegmentationScores(self.class_names, ignore_index)
+        self.train_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        self.val_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        self.test_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C_in, H, W) -> logits (B, num_classes, H, W)."""
@@ -65,7 +67,7 @@ class SegmentationModule(L.LightningModule):
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"])
+        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"], batch.get("border"))
         self.log(
             f"{stage}/loss",
             loss,

@@ -37,7 +37,8 @@ class OxfordPetDataModule(L.LightningDataModule):
     `root` holds `images/` and `annotations/` (the official layout). With `download=True` the official
     archives are fetched into it when missing; otherwise nothing is ever written there.
     Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
-    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
+    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
+    "border": (B, H, W) bool (the trimap border region), "name": [..]}`.
     """
 
     def __init__(
