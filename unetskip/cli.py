@@ -69,14 +69,15 @@ class UnetSkipCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
 
+# The LightningCLI settings of every UnetSkipCLI (the ablation study builds its own subclass with them).
+CLI_KWARGS = {
+    "save_config_kwargs": {"overwrite": True},
+    # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
+    # scheduler length can follow --trainer.max_epochs.
+    "parser_kwargs": {"parser_mode": "omegaconf+"},
+}
+
+
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:
     """Run the CLI on `args` (a list of strings, or None for sys.argv)."""
-    return UnetSkipCLI(
-        SegmentationModule,
-        OxfordPetDataModule,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-        # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
-        # scheduler length can follow --trainer.max_epochs.
-        parser_kwargs={"parser_mode": "omegaconf+"},
-    )
+    return UnetSkipCLI(SegmentationModule, OxfordPetDataModule, args=args, **CLI_KWARGS)
