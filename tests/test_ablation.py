@@ -132,6 +132,19 @@ def test_each_run_records_its_variant_scores_and_checkpoint(tiny_study):
     assert with_skips["params"] > result["params"]  # the decoder without long skips has fewer weights
 
 
+def test_a_wandb_run_joins_the_study_group_and_the_csv_records_still_come(pet_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    wandb_logger = {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "p"}}
+    run = grid_runs(variants_named(["none"]), 1)[0]
+    flags = [*tiny_flags(pet_root), "--trainer.max_epochs", "1", "--trainer.logger", json.dumps(wandb_logger)]
+    run_dir = tmp_path / run.name
+    train_and_test(run_dir, run.variant.name, "group-7f3a", run_args(BASE, flags, run))
+    assert (run_dir / "result.json").is_file() and (run_dir / "metrics.csv").is_file()
+    (wandb_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    # The run record (a protobuf) holds the group and the display name as plain strings.
+    assert b"group-7f3a" in wandb_file.read_bytes() and b"none-seed0" in wandb_file.read_bytes()
+
+
 def test_report_files_and_table(tiny_study):
     paths = write_report(tiny_study)
     assert [path.name for path in paths] == ["runs.csv", "summary.md", "val_dice.png", "grad_norm.png"]

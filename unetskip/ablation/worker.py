@@ -11,14 +11,19 @@ is written last, atomically: its presence marks a finished run.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import wandb
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from unetskip.cli import CLI_KWARGS, UnetSkipCLI
 from unetskip.data.datamodule import OxfordPetDataModule
@@ -26,30 +31,30 @@ from unetskip.segmentation_module import SegmentationModule
 
 RESULT_FILE = "result.json"
 CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
-# Loggers that write files get their folder moved into the run's folder.
-FILE_LOGGERS = ("CSVLogger", "TensorBoardLogger", "WandbLogger")
 
 
-def class_name(entry: Namespace) -> str:
-    return entry.class_path.rsplit(".", 1)[-1]
+def configured_class(entry: Namespace) -> type:
+    """The class a parsed `class_path` entry names."""
+    module, _, name = entry.class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def study_loggers(logger: object, run_dir: Path, group: str, name: str) -> list[Namespace]:
     """The parsed `trainer.logger` setting rewired for a study run.
 
     The study's own CSVLogger writing straight into `run_dir` comes first (so checkpoints and
-    `config.yaml` land there too) and replaces any CSVLogger of the config; a WandbLogger is kept, named
-    `name`, put in `group` and writes under `run_dir`; other loggers are kept, writing under `run_dir`.
-    `True` (Lightning's default logger), `False` and `None` leave the study's CSVLogger alone.
+    `config.yaml` land there too) and replaces any CSVLogger of the config. Every other logger is kept,
+    with its `save_dir` moved to `run_dir`; a WandbLogger (or subclass) is also named `name` and put in
+    `group`. `True` (Lightning's default logger), `False` and `None` leave the study's CSVLogger alone.
     """
     entries = logger if isinstance(logger, list) else [logger]
     kept = []
     for entry in entries:
-        if not isinstance(entry, Namespace) or class_name(entry) == "CSVLogger":
+        if not isinstance(entry, Namespace) or issubclass(configured_class(entry), CSVLogger):
             continue
-        if class_name(entry) in FILE_LOGGERS:
+        if "save_dir" in entry.get("init_args", Namespace()):
             entry.init_args.save_dir = str(run_dir)
-        if class_name(entry) == "WandbLogger":
+        if issubclass(configured_class(entry), WandbLogger):
             entry.init_args.group = group
             entry.init_args.name = name
         kept.append(entry)
@@ -65,15 +70,16 @@ class StudyCLI(UnetSkipCLI):
         super().__init__(SegmentationModule, OxfordPetDataModule, args=args, run=False, **CLI_KWARGS)
 
     def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
         trainer = self.config.trainer
         trainer.default_root_dir = str(self.run_dir)
         trainer.logger = study_loggers(trainer.logger, self.run_dir, self.group, self.name)
         for callback in trainer.callbacks or []:
-            if class_name(callback) == "ModelCheckpoint":
+            if issubclass(configured_class(callback), ModelCheckpoint):
                 callback.init_args.dirpath = None  # under the first logger: run_dir/checkpoints
 
 
-def finite_floats(metrics: dict[str, object]) -> dict[str, float]:
+def finite_floats(metrics: dict[str, object]) -> dict[str, float | None]:
     """Metric values as plain floats (NaN becomes None in JSON)."""
     values = {key: float(value) for key, value in metrics.items()}
     return {key: (value if math.isfinite(value) else None) for key, value in values.items()}
@@ -105,6 +111,8 @@ def train_and_test(run_dir: Path, variant: str, group: str, cli_args: list[str])
         "checkpoint": str(Path(checkpoint).relative_to(run_dir)),
         "test": finite_floats(test_metrics),
     }
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        wandb.teardown()  # finish the W&B run and wait until its files are written
     partial = run_dir / f"{RESULT_FILE}.partial"
     partial.write_text(json.dumps(result, indent=2) + "\n")
     partial.replace(run_dir / RESULT_FILE)
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", required=True)
     parser.add_argument("--group", required=True)
     args = parser.parse_args(own)
+    # The study made RUN_DIR and its train.log; CSVLogger would warn about that "not empty" folder.
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
     train_and_test(args.run_dir, args.variant, args.group, cli_args)
 
 
