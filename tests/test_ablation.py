@@ -10,11 +10,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from jsonargparse import Namespace
-from nbclient import NotebookClient
 
 from unetskip.ablation.__main__ import main
 from unetskip.ablation.examples import comparison_figure, runs_to_compare
 from unetskip.ablation.grid import VARIANT_NAMES, grid_runs, variants_named
+from unetskip.ablation.notebook import NOTEBOOK
 from unetskip.ablation.plots import grad_norm_figure, val_dice_figure
 from unetskip.ablation.report import load_study, write_report
 from unetskip.ablation.study import check_settings, run_args, run_folder
@@ -339,22 +339,25 @@ def test_plots_say_so_when_no_gradient_norms_were_logged(tiny_study):
     assert "No gradient norms" in (write_report(tiny_study)[1]).read_text()
 
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "ablation.ipynb"
-
-
 def test_notebook_is_committed_without_outputs():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
-def test_notebook_runs_top_to_bottom_on_a_study(tiny_study, monkeypatch):
-    monkeypatch.setenv("UNETSKIP_ABLATION_RESULTS", str(tiny_study))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+def test_notebook_command_runs_it_top_to_bottom_on_a_study(tiny_study, capsys):
+    assert main(["notebook", str(tiny_study)]) == 0
+    assert f"executed notebook: {tiny_study / 'ablation.ipynb'}" in capsys.readouterr().out
+    executed = nbformat.read(tiny_study / "ablation.ipynb", as_version=4)
+    outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
     shown = [output.get("data", {}) for output in outputs]
     # The table, then the two plots and the side-by-side predictions as images.
     assert any("| long+short | yes | yes | 2 |" in data.get("text/markdown", "") for data in shown)
     assert sum("image/png" in data for data in shown) == 3
+
+
+def test_notebook_command_on_a_folder_that_is_not_a_study_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["notebook", str(tmp_path)])
+    assert "not a study's results folder" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from unetskip.ablation.grid import VARIANT_NAMES, variants_named
+from unetskip.ablation.notebook import NOTEBOOK, execute_notebook
 from unetskip.ablation.report import write_report
 from unetskip.ablation.study import run_study
 
@@ -15,6 +16,7 @@ EPILOG = """examples:
       --seeds 2 --out runs/ablation_cpu
   python -m unetskip.ablation run --config configs/unet.yaml --out runs/ablation -- --trainer.max_epochs 20
   python -m unetskip.ablation report runs/ablation_cpu
+  python -m unetskip.ablation notebook runs/ablation_cpu    # writes runs/ablation_cpu/ablation.ipynb
 
 Flags after `--` go to every run's `fit` unchanged (any LightningCLI flag). Repeating a `run` command
 trains only the runs that have not finished; more --seeds or --variants extend the study."""
@@ -39,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--group", help="the W&B group of the runs (default: the results folder's name)")
     report = commands.add_parser("report", help="rewrite the report of a results folder")
     report.add_argument("results_dir", type=Path)
+    notebook = commands.add_parser(
+        "notebook", help="execute notebooks/ablation.ipynb on a results folder, save the result there"
+    )
+    notebook.add_argument("results_dir", type=Path)
+    notebook.add_argument("--notebook", type=Path, default=NOTEBOOK, help=f"default: {NOTEBOOK}")
     return parser
 
 
@@ -48,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser = build_parser()
     args = parser.parse_args(own)
+    if args.command == "notebook":
+        try:
+            print("executed notebook:", execute_notebook(args.results_dir, args.notebook))
+        except FileNotFoundError as error:
+            parser.error(str(error))
+        return 0
     if args.command == "report":
         results_dir = args.results_dir
         failed = {}
