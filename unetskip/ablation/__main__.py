@@ -13,7 +13,7 @@ from unetskip.ablation.study import run_study
 
 EPILOG = """examples:
   python -m unetskip.ablation run --config configs/unet.yaml --config configs/ablation_cpu.yaml \\
-      --seeds 2 --out runs/ablation_cpu
+      --seeds 3 --out runs/ablation_cpu
   python -m unetskip.ablation run --config configs/unet.yaml --out runs/ablation -- --trainer.max_epochs 20
   python -m unetskip.ablation report runs/ablation_cpu
   python -m unetskip.ablation notebook runs/ablation_cpu    # writes runs/ablation_cpu/ablation.ipynb

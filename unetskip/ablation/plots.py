@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from unetskip.ablation.grid import VARIANT_NAMES
 
@@ -56,13 +57,15 @@ def val_dice_figure(records: Sequence[RunRecord]) -> Figure:
     for variant, runs in by_variant(records).items():
         epochs, mean, low, high = mean_and_band([run.val_dice for run in runs])
         color = COLORS.get(variant)
-        axis.plot(epochs + 1, mean, color=color, label=f"{variant} ({len(runs)} seeds)")
+        seeds = f"{len(runs)} seed" + ("s" if len(runs) > 1 else "")
+        axis.plot(epochs + 1, mean, color=color, label=f"{variant} ({seeds})")
         axis.fill_between(epochs + 1, low, high, color=color, alpha=0.2)
     axis.set(
         xlabel="epoch",
         ylabel="validation Dice (macro)",
         title="Validation Dice: mean, band = min-max over seeds",
     )
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

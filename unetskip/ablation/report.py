@@ -189,7 +189,7 @@ def effects_table(
 ) -> str:
     """Markdown table of each switch's effect: the difference of the variants' means, beside the larger
     of their standard deviations over seeds (an effect well inside that spread is not resolved)."""
-    titles = dict((column, title) for column, title, _ in SUMMARY_COLUMNS)
+    titles = {column: title for column, title, _ in SUMMARY_COLUMNS}
     header = ["effect of", "variants"]
     for column in columns:
         header += [f"Δ {titles[column]}", "seed std (larger)"]
@@ -206,11 +206,9 @@ def effects_table(
             stds = [std for std in (std_a, std_b) if not math.isnan(std)]
             cells += [f"{mean_a - mean_b:+.3f}", f"{max(stds):.3f}" if stds else "n/a (1 seed)"]
         lines.append("| " + " | ".join(cells) + " |")
-    return (
-        "\n".join(lines)
-        if len(lines) > 2
-        else "(needs finished runs of two variants that differ in one switch)"
-    )
+    if len(lines) == 2:
+        return "(needs finished runs of two variants that differ in one switch)"
+    return "\n".join(lines)
 
 
 def summary_markdown(
