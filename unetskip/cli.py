@@ -91,10 +91,10 @@ class UnetSkipCLI(LightningCLI):
         checkpoint that does not fit it stops with what differs (SegmentationModule.on_load_checkpoint)."""
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         name_loggers(config, self.subcommand)
         require_accelerator(config.trainer.accelerator)
-        if config.get("weights_only") is None:
+        if self.subcommand and config.get("weights_only") is None:
             config.weights_only = True  # tensors and plain containers only: loading runs no code
         if self.subcommand == "fit":
             resume_run(config)
@@ -160,19 +160,20 @@ class UnetSkipCLI(LightningCLI):
             raise SystemExit(1)
 
 
+# The LightningCLI settings of every UnetSkipCLI (the ablation study builds its own subclass with them).
+CLI_KWARGS = {
+    "save_config_callback": RunConfigCallback,
+    # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
+    "trainer_defaults": {"default_root_dir": "runs"},
+    # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
+    # scheduler length can follow --trainer.max_epochs.
+    "parser_kwargs": {"parser_mode": "omegaconf+"},
+}
+
+
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:
     """Run the CLI on `args` (a list of strings, or None for sys.argv)."""
-    return UnetSkipCLI(
-        SegmentationModule,
-        OxfordPetDataModule,
-        args=args,
-        save_config_callback=RunConfigCallback,
-        # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
-        trainer_defaults={"default_root_dir": "runs"},
-        # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
-        # scheduler length can follow --trainer.max_epochs.
-        parser_kwargs={"parser_mode": "omegaconf+"},
-    )
+    return UnetSkipCLI(SegmentationModule, OxfordPetDataModule, args=args, **CLI_KWARGS)
 
 
 def main() -> None:

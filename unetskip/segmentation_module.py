@@ -22,8 +22,9 @@ class SegmentationModule(L.LightningModule):
 
     `net` is any module mapping `(B, C_in, H, W)` to logits `(B, num_classes, H, W)`: the from-scratch
     `unetskip.models.UNet`, or `segmentation_models_pytorch.Unet` for the baseline. Batches are dicts
-    with `image` (B, 3, H, W) float and `mask` (B, H, W) long; in predict, `image` holds uint8 RGB images of
-    any sizes (see `unetskip.data.image_files`).
+    with `image` (B, 3, H, W) float, `mask` (B, H, W) long, and optionally `border` (B, H, W) bool, the
+    trimap border region, for the border-band scores (the region grown by `border_band_width` pixels); in
+    predict, `image` holds uint8 RGB images of any sizes (see `unetskip.data.image_files`).
     Metrics are logged once per epoch under `train/`, `val/` and `test/`.
     """
 
@@ -35,6 +36,7 @@ class SegmentationModule(L.LightningModule):
         ignore_index: int | None = 255,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
+        border_band_width: int = 3,
     ) -> None:
         super().__init__()
         # Under LightningCLI the saved hparams are the parsed config, in which `net` is its class_path
@@ -47,9 +49,9 @@ class SegmentationModule(L.LightningModule):
         self.criterion = SegmentationLoss(loss, ignore_index)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.train_scores = SegmentationScores(self.class_names, ignore_index)
-        self.val_scores = SegmentationScores(self.class_names, ignore_index)
-        self.test_scores = SegmentationScores(self.class_names, ignore_index)
+        self.train_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        self.val_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        self.test_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
         # How predict_step turns images into probabilities (tiles, flip TTA): set by `unetskip predict`.
         self.inferer = Inferer()
 
@@ -71,7 +73,7 @@ class SegmentationModule(L.LightningModule):
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"])
+        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"], batch.get("border"))
         self.log(
             f"{stage}/loss",
             loss,

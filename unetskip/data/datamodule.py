@@ -39,7 +39,8 @@ class OxfordPetDataModule(L.LightningDataModule):
     `root` holds `images/` and `annotations/` (the official layout). With `download=True` the official
     archives are fetched into it when missing; otherwise nothing is ever written there.
     Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
-    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
+    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
+    "border": (B, H, W) bool (the trimap border region), "name": [..]}`.
     The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
     Predict serves `predict_dataset` instead (any image files, set by `unetskip predict`) and needs neither
