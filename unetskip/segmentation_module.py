@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
+from torchmetrics import MeanMetric
 
 from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
 from unetskip.inference import Inferer
@@ -52,6 +53,11 @@ class SegmentationModule(L.LightningModule):
         self.train_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
         self.val_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
         self.test_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        # Evaluation losses as exact per-image means, summed across processes by torchmetrics: Lightning's
+        # own sync_dist mean floors the image count when processes hold different numbers of images
+        # (Lightning-AI/pytorch-lightning#21859), as they do under DDP (see OxfordPetDataModule).
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         # How predict_step turns images into probabilities (tiles, flip TTA): set by `unetskip predict`.
         self.inferer = Inferer()
 
@@ -74,15 +80,13 @@ class SegmentationModule(L.LightningModule):
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
         self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"], batch.get("border"))
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch["image"].shape[0],
-            sync_dist=stage != "train",
-        )
+        batch_size = batch["image"].shape[0]
+        if stage == "train":
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        else:
+            mean_loss = getattr(self, f"{stage}_loss")
+            mean_loss.update(loss.detach(), weight=batch_size)
+            self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

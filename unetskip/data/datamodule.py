@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
@@ -33,6 +34,13 @@ def split_trainval(names: list[str], val_fraction: float, seed: int) -> tuple[li
     return sorted(shuffled[num_val:]), sorted(shuffled[:num_val])
 
 
+def default_num_workers(processes_per_node: int = 1) -> int:
+    """Loader workers per process: the CPUs this process may use, shared by the node's processes, less
+    one for each process itself (at least 1)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // processes_per_node - 1)
+
+
 class OxfordPetDataModule(L.LightningDataModule):
     """Oxford-IIIT Pet images and trimaps from `root`, the dataset folder itself.
 
@@ -45,6 +53,9 @@ class OxfordPetDataModule(L.LightningDataModule):
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
     Predict serves `predict_dataset` instead (any image files, set by `unetskip predict`) and needs neither
     `root` nor a download.
+    `num_workers=None` gives each process the node's CPUs shared among its processes, less one.
+    Under DDP each process evaluates its own share of val and test, every image exactly once (no padding
+    with repeated images), so metrics summed across processes equal those of one process.
     """
 
     def __init__(
@@ -77,10 +88,9 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.batch_size = batch_size
-        # Leave a core for the main process, at most 8 workers (decoding JPEGs scales with cores).
-        self.num_workers = min(8, max(1, (os.cpu_count() or 1) - 1)) if num_workers is None else num_workers
+        self.num_workers = num_workers
         self.pin_memory = pin_memory and torch.cuda.is_available()
-        self.persistent_workers = persistent_workers and self.num_workers > 0
+        self.persistent_workers = persistent_workers
         self.seed = seed
         self.datasets: dict[str, OxfordPetDataset] = {}
         self.predict_dataset: ImageFileDataset | None = None
@@ -120,35 +130,67 @@ class OxfordPetDataModule(L.LightningDataModule):
                 **dataset_args,
             )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
+        """Under DDP, this process's share of an evaluation split, without repeats; else None."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        dataset = self.datasets[split]
+        if len(dataset) < trainer.world_size:
+            raise ValueError(
+                f"the {split} split has {len(dataset)} images, fewer than the {trainer.world_size} "
+                "processes: use fewer devices or a larger split (data.val_fraction)"
+            )
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
+
+    def _workers(self) -> dict[str, int | bool]:
+        """DataLoader arguments for worker processes: `num_workers` (None: see `default_num_workers`)."""
+        num_workers = self.num_workers
+        if num_workers is None:
+            num_workers = default_num_workers(self.trainer.num_devices if self.trainer else 1)
+        return {
+            "num_workers": num_workers,
+            "persistent_workers": self.persistent_workers and num_workers > 0,
+            "pin_memory": self.pin_memory,
+        }
+
+    def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            shuffle=False,
+            sampler=self._eval_sampler(split),
+            **self._workers(),
         )
 
-    def train_dataloader(self) -> ResumableDataLoader:
+    def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Under DDP Lightning shards this loader with its DistributedSampler (seeded by
+            # seed_everything); a run resumed mid-epoch then restarts that epoch.
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=True,
+                drop_last=len(dataset) > self.batch_size,
+                **self._workers(),
+            )
         seed = torch.initial_seed() if self.seed is None else self.seed
         return ResumableDataLoader(
             SeededTransforms(dataset),
             EpochShuffleSampler(len(dataset), seed),
             batch_size=self.batch_size,
             drop_last=len(dataset) > self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            **self._workers(),
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._eval_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
         """Batches of `collate_image_files`: `batch_size` resized images, or one native-size image at a time
@@ -159,7 +201,6 @@ class OxfordPetDataModule(L.LightningDataModule):
             self.predict_dataset,
             batch_size=self.batch_size if self.predict_dataset.image_size is not None else 1,
             shuffle=False,
-            num_workers=self.num_workers,
             collate_fn=collate_image_files,
-            pin_memory=self.pin_memory,
+            **{**self._workers(), "persistent_workers": False},  # one pass: no workers to keep
         )

@@ -1,0 +1,85 @@
+"""What is benchmarked: the network, loss and optimizer of an experiment config (`configs/*.yaml`)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from unetskip.losses import SegmentationLoss
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def import_class(class_path: str, source: str) -> type:
+    """`package.module.Class` -> the class; `source` names where the path came from, for errors."""
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"{source}: cannot import class_path {class_path!r}: {error}") from error
+
+
+def find_config(path: str | Path) -> Path:
+    """`path` as given, else relative to the repository (so `configs/unet.yaml` works from anywhere)."""
+    for candidate in (Path(path), REPO_ROOT / path):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"bench: config file {str(path)!r} not found (nor under {REPO_ROOT})")
+
+
+@dataclass
+class Subject:
+    """One experiment config, read for what a training step needs."""
+
+    name: str
+    config_path: Path
+    net_class: type[nn.Module]
+    net_args: dict[str, Any]
+    loss: str
+    ignore_index: int
+    optimizer_class: type[torch.optim.Optimizer]
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
+    data_root: str = "data/oxford-iiit-pet"
+
+    def build_net(self) -> nn.Module:
+        return self.net_class(**self.net_args)
+
+    def build_criterion(self) -> SegmentationLoss:
+        return SegmentationLoss(self.loss, self.ignore_index)
+
+    def optimizer_factory(self) -> Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]:
+        return functools.partial(self.optimizer_class, **self.optimizer_args)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.net_args.get("num_classes", self.net_args.get("classes", 2)))
+
+
+def load_subject(path: str | Path) -> Subject:
+    """Read `model.net`, `model.loss`, `model.optimizer` and `data` from an experiment config."""
+    config_path = find_config(path)
+    config = yaml.safe_load(config_path.read_text()) or {}
+    model, data = config.get("model") or {}, config.get("data") or {}
+    net = model.get("net")
+    if not isinstance(net, dict) or "class_path" not in net:
+        raise ValueError(f"{config_path}: model.net must have a class_path (and init_args)")
+    optimizer = model.get("optimizer") or {"class_path": "torch.optim.AdamW"}
+    return Subject(
+        name=config_path.stem,
+        config_path=config_path,
+        net_class=import_class(net["class_path"], f"{config_path} model.net"),
+        net_args=dict(net.get("init_args") or {}),
+        loss=model.get("loss", "ce+dice"),
+        ignore_index=int(data.get("ignore_index", 255)),
+        optimizer_class=import_class(optimizer["class_path"], f"{config_path} model.optimizer"),
+        optimizer_args=dict(optimizer.get("init_args") or {}),
+        data_root=str(data.get("root", "data/oxford-iiit-pet")),
+    )
