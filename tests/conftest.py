@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,17 @@ def make_pet_folder(root: Path, num_trainval: int = 12, num_test: int = 6) -> Pa
 def pet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only-by-convention synthetic dataset shared by the whole session."""
     return make_pet_folder(tmp_path_factory.mktemp("data") / "oxford-iiit-pet")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_wandb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reaches W&B's servers or writes W&B files into the repository: no API key and no
+    WANDB_MODE (so W&B loggers go offline on their own), and wandb's own folders in a temporary one."""
+    home = tmp_path_factory.mktemp("wandb_home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL"):
+            patch.delenv(name, raising=False)
+        patch.setenv("NETRC", str(home / "netrc"))  # no such file: no key from `wandb login`
+        for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR"):
+            patch.setenv(name, str(home / name.lower()))
+        yield

@@ -56,7 +56,9 @@ def ddp_fit(tmp_path_factory):
     root = make_pet_folder(tmp_path / "oxford-iiit-pet", num_trainval=13, num_test=5)
     torchrun(
         ["fit", *tiny_args(root, tmp_path), *DDP_CPU, "--data.val_fraction", "0.4", "--data.batch_size", "1"]
-        + ["--trainer.max_epochs", "3", "--model.optimizer.init_args.lr", "0.02"],
+        + ["--trainer.max_epochs", "3", "--model.optimizer.init_args.lr", "0.02"]
+        + ["--trainer.logger", "CSVLogger", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
+        + ["--trainer.logger.init_args.name", "unet"],
         cwd=tmp_path,
     )
     return root, tmp_path / "runs" / "unet"

@@ -44,9 +44,13 @@ def test_module_rejects_a_network_with_the_wrong_class_count():
 
 def test_predict_step_returns_probabilities():
     module = SegmentationModule(UNet(base_channels=4, depth=2)).eval()
-    probs = module.predict_step({"image": torch.randn(2, 3, 13, 17)}, 0)
-    assert probs.shape == (2, 2, 13, 17)
-    torch.testing.assert_close(probs.sum(dim=1), torch.ones(2, 13, 17))
+    images = [
+        torch.randint(0, 256, size, dtype=torch.uint8) for size in [(3, 13, 17), (3, 13, 17), (3, 5, 9)]
+    ]
+    probs = module.predict_step({"image": images}, 0)
+    assert [p.shape for p in probs] == [(2, 13, 17), (2, 13, 17), (2, 5, 9)]
+    for p in probs:
+        torch.testing.assert_close(p.sum(dim=0), torch.ones(p.shape[1:]))
 
 
 def test_module_built_in_python_does_not_pickle_the_network():

@@ -1,4 +1,4 @@
-from unetskip.cli import cli_main
+from unetskip.cli import main
 
 if __name__ == "__main__":
-    cli_main()
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -11,6 +12,8 @@ from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
 from torchmetrics import MeanMetric
 
+from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
+from unetskip.inference import Inferer
 from unetskip.losses import LossName, SegmentationLoss
 from unetskip.metrics import SegmentationScores
 
@@ -20,7 +23,9 @@ class SegmentationModule(L.LightningModule):
 
     `net` is any module mapping `(B, C_in, H, W)` to logits `(B, num_classes, H, W)`: the from-scratch
     `unetskip.models.UNet`, or `segmentation_models_pytorch.Unet` for the baseline. Batches are dicts
-    with `image` (B, 3, H, W) float and, except in predict, `mask` (B, H, W) long.
+    with `image` (B, 3, H, W) float, `mask` (B, H, W) long, and optionally `border` (B, H, W) bool, the
+    trimap border region, for the border-band scores (the region grown by `border_band_width` pixels); in
+    predict, `image` holds uint8 RGB images of any sizes (see `unetskip.data.image_files`).
     Metrics are logged once per epoch under `train/`, `val/` and `test/`.
     """
 
@@ -32,6 +37,7 @@ class SegmentationModule(L.LightningModule):
         ignore_index: int | None = 255,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
+        border_band_width: int = 3,
     ) -> None:
         super().__init__()
         # Under LightningCLI the saved hparams are the parsed config, in which `net` is its class_path
@@ -44,14 +50,16 @@ class SegmentationModule(L.LightningModule):
         self.criterion = SegmentationLoss(loss, ignore_index)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.train_scores = SegmentationScores(self.class_names, ignore_index)
-        self.val_scores = SegmentationScores(self.class_names, ignore_index)
-        self.test_scores = SegmentationScores(self.class_names, ignore_index)
+        self.train_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        self.val_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
+        self.test_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
         # Evaluation losses as exact per-image means, summed across processes by torchmetrics: Lightning's
         # own sync_dist mean floors the image count when processes hold different numbers of images
         # (Lightning-AI/pytorch-lightning#21859), as they do under DDP (see OxfordPetDataModule).
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+        # How predict_step turns images into probabilities (tiles, flip TTA): set by `unetskip predict`.
+        self.inferer = Inferer()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C_in, H, W) -> logits (B, num_classes, H, W)."""
@@ -71,7 +79,7 @@ class SegmentationModule(L.LightningModule):
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"])
+        self.stage_scores(stage).update(logits.detach().argmax(dim=1), batch["mask"], batch.get("border"))
         batch_size = batch["image"].shape[0]
         if stage == "train":
             self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
@@ -90,9 +98,9 @@ class SegmentationModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """-> class probabilities (B, num_classes, H, W)."""
-        return self(batch["image"]).float().softmax(dim=1)
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[torch.Tensor]:
+        """uint8 RGB images, (3, H_i, W_i) each -> class probabilities, (num_classes, H_i, W_i) each."""
+        return self.inferer(self, batch["image"])
 
     def _log_epoch_scores(self, stage: str) -> None:
         scores = self.stage_scores(stage).compute()
@@ -112,6 +120,13 @@ class SegmentationModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_scores("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[METADATA_KEY] = checkpoint_metadata(self.loggers)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before the weights are loaded: an error here names what differs, not just the keys.
+        check_compatible(checkpoint, self.state_dict(), self.hparams)
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning accepts several return types)
         optimizer = self.optimizer(self.parameters())

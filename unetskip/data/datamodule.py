@@ -12,6 +12,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
+from unetskip.data.image_files import ImageFileDataset, collate_image_files
 from unetskip.data.oxford_pet import (
     MaskMode,
     OxfordPetDataset,
@@ -19,6 +20,7 @@ from unetskip.data.oxford_pet import (
     find_samples,
     read_split,
 )
+from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 
@@ -45,7 +47,12 @@ class OxfordPetDataModule(L.LightningDataModule):
     `root` holds `images/` and `annotations/` (the official layout). With `download=True` the official
     archives are fetched into it when missing; otherwise nothing is ever written there.
     Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
-    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "name": [..]}`.
+    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
+    "border": (B, H, W) bool (the trimap border region), "name": [..]}`.
+    The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
+    takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
+    Predict serves `predict_dataset` instead (any image files, set by `unetskip predict`) and needs neither
+    `root` nor a download.
     `num_workers=None` gives each process the node's CPUs shared among its processes, less one.
     Under DDP each process evaluates its own share of val and test, every image exactly once (no padding
     with repeated images), so metrics summed across processes equal those of one process.
@@ -64,6 +71,7 @@ class OxfordPetDataModule(L.LightningDataModule):
         num_workers: int | None = None,
         pin_memory: bool = True,
         persistent_workers: bool = True,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -83,14 +91,19 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers
+        self.seed = seed
         self.datasets: dict[str, OxfordPetDataset] = {}
+        self.predict_dataset: ImageFileDataset | None = None
 
     def prepare_data(self) -> None:
-        """Download when asked and not already there (runs on one process only)."""
-        if self.download and not dataset_is_complete(self.root):
+        """Download when asked and not already there (runs on one process only; never for predict)."""
+        predicting = self.trainer is not None and self.trainer.predicting
+        if self.download and not predicting and not dataset_is_complete(self.root):
             download_oxford_pet(self.root)
 
     def setup(self, stage: str) -> None:
+        if stage == "predict":
+            return  # predict_dataset reads its own files
         if not dataset_is_complete(self.root):
             raise FileNotFoundError(
                 f"data.root={str(self.root)!r} is not an Oxford-IIIT Pet folder (it needs images/, "
@@ -132,26 +145,62 @@ class OxfordPetDataModule(L.LightningDataModule):
             dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
         )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _workers(self) -> dict[str, int | bool]:
+        """DataLoader arguments for worker processes: `num_workers` (None: see `default_num_workers`)."""
         num_workers = self.num_workers
         if num_workers is None:
             num_workers = default_num_workers(self.trainer.num_devices if self.trainer else 1)
+        return {
+            "num_workers": num_workers,
+            "persistent_workers": self.persistent_workers and num_workers > 0,
+            "pin_memory": self.pin_memory,
+        }
+
+    def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            sampler=None if shuffle else self._eval_sampler(split),
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-            num_workers=num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and num_workers > 0,
+            shuffle=False,
+            sampler=self._eval_sampler(split),
+            **self._workers(),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        dataset = self.datasets["train"]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Under DDP Lightning shards this loader with its DistributedSampler (seeded by
+            # seed_everything); a run resumed mid-epoch then restarts that epoch.
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=True,
+                drop_last=len(dataset) > self.batch_size,
+                **self._workers(),
+            )
+        seed = torch.initial_seed() if self.seed is None else self.seed
+        return ResumableDataLoader(
+            SeededTransforms(dataset),
+            EpochShuffleSampler(len(dataset), seed),
+            batch_size=self.batch_size,
+            drop_last=len(dataset) > self.batch_size,
+            **self._workers(),
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of `collate_image_files`: `batch_size` resized images, or one native-size image at a time
+        (their sizes differ; tiles are batched instead)."""
+        if self.predict_dataset is None:
+            raise RuntimeError("no images to predict on: run `unetskip predict --input PATH --output DIR`")
+        return DataLoader(
+            self.predict_dataset,
+            batch_size=self.batch_size if self.predict_dataset.image_size is not None else 1,
+            shuffle=False,
+            collate_fn=collate_image_files,
+            **{**self._workers(), "persistent_workers": False},  # one pass: no workers to keep
+        )

@@ -120,10 +120,12 @@ def find_samples(root: Path, names: Sequence[str]) -> list[PetSample]:
 
 
 class OxfordPetDataset(Dataset):
-    """Pairs of (image, mask) as a dict `{"image": (3, H, W) float, "mask": (H, W) long, "name": str}`.
+    """Samples as dicts `{"image": (3, H, W) float, "mask": (H, W) long, "border": (H, W) bool, "name": str}`.
 
-    `transform` is an albumentations-style callable taking `image=` (H, W, 3) uint8 and `mask=` (H, W)
-    uint8 and returning tensors (see `unetskip.data.transforms`).
+    `border` marks the trimap's border region whatever the mask mode (in `binary` mode the mask merges
+    it into the pet), for the border-band scores of `unetskip.metrics`.
+    `transform` is an albumentations-style callable taking `image=` (H, W, 3) uint8, `mask=` (H, W)
+    uint8 and `masks=` a list of (H, W) uint8, and returning tensors (see `unetskip.data.transforms`).
     """
 
     def __init__(
@@ -150,5 +152,12 @@ class OxfordPetDataset(Dataset):
         except (OSError, UnidentifiedImageError) as error:
             raise RuntimeError(f"could not decode sample {sample.name}: {error}") from error
         mask = trimap_to_mask(trimap, self.mask_mode, self.ignore_index)
-        out = self.transform(image=image, mask=mask)
-        return {"image": out["image"], "mask": out["mask"].long(), "name": sample.name}
+        border = (trimap == TRIMAP_BORDER).astype(np.uint8)
+        out = self.transform(image=image, mask=mask, masks=[border])
+        return {
+            "image": out["image"],
+            "mask": out["mask"].long(),
+            # == 1: pixels a geometric transform brings in from outside get the mask fill value.
+            "border": out["masks"][0] == 1,
+            "name": sample.name,
+        }

@@ -1,0 +1,54 @@
+# unetskip on an official CUDA PyTorch image (README.md, section "Docker"):
+#   docker build -t unetskip .
+#   docker run --rm --gpus all --ipc=host -v "$PWD/data:/data" -v "$PWD/runs:/runs" \
+#       unetskip fit --config configs/unet.yaml
+# BASE_IMAGE may be any image with Python >= 3.11, pip, torch and torchvision on PATH: its torch and
+# torchvision are kept as they are (scripts/docker_smoke.sh builds on a local Debian base this way).
+ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime
+FROM ${BASE_IMAGE}
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    NO_ALBUMENTATIONS_UPDATE=1
+
+# The user that runs the CLI. Build with `--build-arg USER_UID=$(id -u)` to own what it writes in runs/.
+ARG USER_UID=1000
+RUN groupadd --gid "${USER_UID}" unetskip \
+    && useradd --create-home --uid "${USER_UID}" --gid "${USER_UID}" unetskip
+
+WORKDIR /opt/unetskip
+
+# Dependencies, from pyproject.toml alone, so that a code change reuses this layer. The base's torch and
+# torchvision become constraints: pip keeps them, or stops with a conflict, but never replaces them.
+COPY pyproject.toml ./
+RUN python -m pip list --format=freeze | grep -E '^(torch|torchvision)==' > /tmp/base-torch.txt \
+    && python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
+print('\n'.join(p['build-system']['requires'] + p['project']['dependencies']))" > /tmp/requirements.txt \
+    && python -m pip install --no-cache-dir -r /tmp/requirements.txt -c /tmp/base-torch.txt \
+    && rm /tmp/base-torch.txt /tmp/requirements.txt
+
+# The package itself: nothing to resolve or download (the build backend came with the dependencies).
+COPY README.md ./
+COPY unetskip ./unetskip
+RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && rm -rf build unetskip.egg-info
+
+# Runtime: configs in the working directory; data and runs in volumes. /workspace/data and
+# /workspace/runs point at /data and /runs, so the configs' relative paths (data.root
+# data/oxford-iiit-pet, runs/) land in the volumes; W&B's offline run folders go to /runs too.
+# Commands without a config (test --ckpt_path) log under runs/ as well (the CLI's default_root_dir).
+RUN mkdir -p /workspace /data /runs \
+    && ln -sfn /data /workspace/data \
+    && ln -sfn /runs /workspace/runs \
+    && chown "${USER_UID}:${USER_UID}" /workspace /data /runs
+WORKDIR /workspace
+COPY configs ./configs
+ENV WANDB_DIR=/runs
+VOLUME ["/data", "/runs"]
+USER ${USER_UID}:${USER_UID}
+ENTRYPOINT ["unetskip"]
+CMD ["--help"]

@@ -1,0 +1,377 @@
+"""The ablation study on tiny synthetic data: the grid, the runs, the resumable command, the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from jsonargparse import Namespace
+
+from unetskip.ablation.__main__ import main
+from unetskip.ablation.examples import comparison_figure, runs_to_compare
+from unetskip.ablation.grid import VARIANT_NAMES, grid_runs, variants_named
+from unetskip.ablation.notebook import NOTEBOOK
+from unetskip.ablation.plots import grad_norm_figure, val_dice_figure
+from unetskip.ablation.report import load_study, write_report
+from unetskip.ablation.study import check_settings, run_args, run_folder
+from unetskip.ablation.worker import study_loggers, train_and_test
+from unetskip.wandb_offline import OfflineRun
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+BASE = [str(CONFIGS / "unet.yaml")]
+
+
+def tiny_flags(pet_root: Path) -> list[str]:
+    """Pass-through flags that shrink every run to a second or two on a CPU."""
+    return [
+        "--data.root",
+        str(pet_root),
+        "--data.download",
+        "false",
+        "--data.image_size",
+        "32",
+        "--data.batch_size",
+        "4",
+        "--data.num_workers",
+        "0",
+        "--model.net.base_channels",
+        "4",
+        "--model.net.depth",
+        "2",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    ]
+
+
+def test_grid_covers_both_switches_seed_major():
+    runs = grid_runs(variants_named(VARIANT_NAMES), 2)
+    assert len(runs) == 8 and [run.seed for run in runs] == [0] * 4 + [1] * 4
+    switches = {(run.variant.skip_connections, run.variant.residual) for run in runs}
+    assert switches == {(True, True), (True, False), (False, True), (False, False)}
+    assert runs[0].name == "long+short-seed0"
+    with pytest.raises(ValueError, match="unknown variant"):
+        variants_named(["long", "medium"])
+    with pytest.raises(ValueError, match="--seeds"):
+        grid_runs(runs[0:1], 0)
+
+
+def test_run_args_put_the_grid_flags_last():
+    run = grid_runs(variants_named(["short"]), 2)[1]
+    args = run_args(["a.yaml", "b.yaml"], ["--trainer.max_epochs", "3"], run)
+    assert args[:6] == ["--config", "a.yaml", "--config", "b.yaml", "--trainer.max_epochs", "3"]
+    assert args[6:] == [
+        "--model.net.skip_connections",
+        "false",
+        "--model.net.residual",
+        "true",
+        "--seed_everything",
+        "1",
+    ]
+
+
+def namespace_logger(class_name: str, **init_args: object) -> Namespace:
+    module = "lightning.pytorch.loggers"
+    return Namespace(class_path=f"{module}.{class_name}", init_args=Namespace(save_dir="runs", **init_args))
+
+
+@pytest.mark.parametrize(
+    ("logger", "expected"),
+    [
+        (None, ["CSVLogger"]),
+        (False, ["CSVLogger"]),
+        (True, ["CSVLogger"]),
+        (namespace_logger("CSVLogger", name="unet"), ["CSVLogger"]),
+        (namespace_logger("WandbLogger", name="unet", group=None), ["CSVLogger", "WandbLogger"]),
+        (
+            [namespace_logger("CSVLogger"), namespace_logger("TensorBoardLogger", name="tb")],
+            ["CSVLogger", "TensorBoardLogger"],
+        ),
+    ],
+)
+def test_study_loggers_write_into_the_run_folder(logger, expected, tmp_path):
+    loggers = study_loggers(logger, tmp_path, "my-study", "long-seed1")
+    assert [entry.class_path.rsplit(".", 1)[-1] for entry in loggers] == expected
+    assert loggers[0].init_args.save_dir == str(tmp_path) and loggers[0].init_args.version == ""
+    assert all(entry.init_args.save_dir == str(tmp_path) for entry in loggers)
+    for entry in loggers[1:]:
+        if entry.class_path.endswith("WandbLogger"):
+            assert (entry.init_args.group, entry.init_args.name) == ("my-study", "long-seed1")
+
+
+@pytest.fixture(scope="module")
+def tiny_study(pet_root, tmp_path_factory):
+    """A finished study, trained in this process: long+short and short, seeds 0 and 1, two epochs."""
+    results_dir = tmp_path_factory.mktemp("study")
+    flags = tiny_flags(pet_root)
+    check_settings(results_dir, BASE, flags)
+    for run in grid_runs(variants_named(["long+short", "short"]), 2):
+        train_and_test(run_folder(results_dir, run), run.variant.name, "tiny", run_args(BASE, flags, run))
+    return results_dir
+
+
+def test_each_run_records_its_variant_scores_and_checkpoint(tiny_study):
+    run_dir = tiny_study / "runs" / "short-seed1"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert (result["variant"], result["seed"], result["epochs"]) == ("short", 1, 2)
+    assert (result["skip_connections"], result["residual"]) == (False, True)
+    assert (run_dir / result["checkpoint"]).is_file() and result["checkpoint"].startswith("checkpoints/")
+    for key in ("dice_macro", "iou_macro", "pet_iou_pooled", "pet_iou_per_image", "pet_iou_border_band"):
+        assert 0.0 <= result["test"][f"test/{key}"] <= 1.0, key
+    # The study's CSVLogger wrote straight into the run folder, and so did the config saver.
+    assert (run_dir / "metrics.csv").is_file() and (run_dir / "config.yaml").is_file()
+    with_skips = json.loads((tiny_study / "runs" / "long+short-seed1" / "result.json").read_text())
+    assert with_skips["params"] > result["params"]  # the decoder without long skips has fewer weights
+
+
+def test_a_wandb_run_joins_the_study_group_and_the_csv_records_still_come(pet_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    wandb_logger = {
+        "class_path": "unetskip.wandb_logger.AutoOfflineWandbLogger",
+        "init_args": {"project": "p"},
+    }
+    run = grid_runs(variants_named(["none"]), 1)[0]
+    flags = [*tiny_flags(pet_root), "--trainer.max_epochs", "1", "--trainer.logger", json.dumps(wandb_logger)]
+    run_dir = tmp_path / run.name
+    train_and_test(run_dir, run.variant.name, "group-7f3a", run_args(BASE, flags, run))
+    assert (run_dir / "result.json").is_file() and (run_dir / "metrics.csv").is_file()
+    (wandb_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    assert OfflineRun.read(wandb_file.parent).finished  # waits until W&B has written the whole run
+    # The run record (a protobuf) holds the group and the display name as plain strings.
+    assert b"group-7f3a" in wandb_file.read_bytes() and b"none-seed0" in wandb_file.read_bytes()
+
+
+def test_report_files_and_table(tiny_study):
+    paths = write_report(tiny_study)
+    assert [path.name for path in paths] == ["runs.csv", "summary.md", "val_dice.png", "grad_norm.png"]
+    assert all(path.stat().st_size > 0 for path in paths)
+    with (tiny_study / "runs.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["variant"], row["seed"]) for row in rows] == [
+        ("long+short", "0"),
+        ("long+short", "1"),
+        ("short", "0"),
+        ("short", "1"),
+    ]
+    for row in rows:
+        assert row["epochs"] == "2" and int(row["best_epoch"]) in (0, 1)
+        assert float(row["img_per_sec"]) > 0 and float(row["wall_time_s"]) > 0
+        assert 0 <= float(row["test_pet_iou_border_band"]) <= 1
+    summary = (tiny_study / "summary.md").read_text()
+    assert "| long+short | yes | yes | 2 |" in summary and "| short | no | yes | 2 |" in summary
+    assert "long+short − short" in summary
+
+
+def test_prediction_examples_compare_two_runs_on_the_same_images(tiny_study):
+    runs = runs_to_compare(tiny_study, ("long+short", "short"))
+    assert runs == {name: tiny_study / "runs" / f"{name}-seed0" for name in ("long+short", "short")}
+    figure = comparison_figure(runs, num_images=3)
+    assert len(figure.axes) == 3 * 4
+    assert figure.axes[2].get_title().startswith("long+short: IoU")
+    with pytest.raises(FileNotFoundError, match="none"):
+        runs_to_compare(tiny_study, ("long+short", "none"))
+
+
+def test_study_command_skips_finished_runs_reports_a_failed_one_and_goes_on(
+    tiny_study, pet_root, tmp_path, capsys
+):
+    out = tmp_path / "study"
+    # zero_init_residual needs residual blocks: the plain variant "long" fails when it builds its model.
+    flags = [*tiny_flags(pet_root), "--model.net.zero_init_residual", "true"]
+    check_settings(out, BASE, flags)
+    for name in ("long+short-seed0", "short-seed0"):  # finished earlier (copied from another study)
+        shutil.copytree(tiny_study / "runs" / name, out / "runs" / name)
+    finished = out / "runs" / "short-seed0" / "result.json"
+    before = finished.stat().st_mtime_ns
+    (out / "runs" / "long-seed0").mkdir()  # left behind by an interrupted run: cleared, run again
+    (out / "runs" / "long-seed0" / "metrics.csv").write_text("stale")
+
+    command = [
+        "run",
+        "--config",
+        *BASE,
+        "--out",
+        str(out),
+        "--seeds",
+        "1",
+        "--variants",
+        "short",
+        "long",
+        "long+short",
+    ]
+    assert main([*command, "--", *flags]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[1/3] long+short-seed0: finished earlier, skipped"
+    assert lines[2] == "[2/3] long-seed0: FAILED (exit code 1), end of its log:"
+    assert any("zero_init_residual=True needs residual=True" in line for line in lines)
+    assert "[3/3] short-seed0: finished earlier, skipped" in lines
+    assert lines[-1].startswith("1 run(s) failed: long-seed0 (log: ")
+    assert finished.stat().st_mtime_ns == before
+    assert not (out / "runs" / "long-seed0" / "metrics.csv").exists()
+    assert "- `long-seed0`: see" in (out / "summary.md").read_text()
+    with (out / "runs.csv").open() as file:
+        assert [row["variant"] for row in csv.DictReader(file)] == ["long+short", "short"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model.net.residual", "false"], "set by the study"),
+        (["--seed_everything=3"], "set by the study"),
+        (["--trainer.max_epochs", "7"], "made with other settings"),
+    ],
+)
+def test_study_command_rejects_flags_that_break_the_grid_or_the_folder(extra, message, tmp_path, capsys):
+    out = tmp_path / "study"
+    check_settings(out, BASE, ["--trainer.max_epochs", "2"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--config", *BASE, "--out", str(out), "--", *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_report_of_a_folder_that_is_not_a_study_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path)])
+    assert "not a study's results folder" in capsys.readouterr().err
+
+
+def write_run(
+    results_dir: Path,
+    variant: str,
+    seed: int,
+    test_dice: float,
+    val_dice: list[float],
+    grad_norm_keys: tuple[str, ...] = (),
+) -> None:
+    """A finished run folder written by hand: result.json and a CSVLogger-style metrics.csv."""
+    (chosen,) = variants_named([variant])
+    run_dir = results_dir / "runs" / f"{variant}-seed{seed}"
+    run_dir.mkdir(parents=True)
+    scores = ("dice_macro", "iou_macro", "pet_iou_pooled", "pet_iou_per_image", "pet_iou_border_band")
+    result = {
+        "variant": variant,
+        "skip_connections": chosen.skip_connections,
+        "residual": chosen.residual,
+        "seed": seed,
+        "epochs": len(val_dice),
+        "params": 1000 if chosen.skip_connections else 800,
+        "wall_time_s": 60.0 + seed,
+        "checkpoint": "checkpoints/best.ckpt",
+        "test": {f"test/{score}": test_dice - 0.1 * index for index, score in enumerate(scores)},
+    }
+    (run_dir / "result.json").write_text(json.dumps(result))
+    rows = []
+    for epoch, dice in enumerate(val_dice):
+        step = 10 * epoch + 9
+        rows.append(
+            {"epoch": epoch, "step": step, "val/dice_macro": dice, "val/pet_iou_border_band": dice / 2}
+        )
+        rows.append({"epoch": epoch, "step": step, "train/img_per_sec": 10.0 * (epoch + 1)})
+        rows += [{"epoch": epoch, "step": step, key: 1.0 / (epoch + 1)} for key in grad_norm_keys]
+    columns = sorted({key for row in rows for key in row})
+    with (run_dir / "metrics.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def handmade_study(tmp_path):
+    check_settings(tmp_path, BASE, ["--trainer.max_epochs", "3"])
+    grad_norm_keys = ("grad_norm/encoder_0", "grad_norm/decoder_1_step", "grad_norm/encoder_1")
+    write_run(tmp_path, "long+short", 0, 0.7, [0.5, 0.8, 0.7], grad_norm_keys)
+    write_run(tmp_path, "long+short", 1, 0.9, [0.6, 0.65, 0.9], grad_norm_keys)
+    write_run(tmp_path, "short", 0, 0.6, [0.4, 0.5, 0.55])
+    write_run(tmp_path, "short", 1, 0.6, [0.3, 0.6, 0.5])
+    (tmp_path / "runs" / "none-seed0").mkdir()  # started, never finished
+    return tmp_path
+
+
+def test_runs_csv_takes_val_scores_at_the_best_epoch(handmade_study):
+    write_report(handmade_study)
+    with (handmade_study / "runs.csv").open() as file:
+        rows = {(row["variant"], row["seed"]): row for row in csv.DictReader(file)}
+    assert set(rows) == {("long+short", "0"), ("long+short", "1"), ("short", "0"), ("short", "1")}
+    first = rows["long+short", "0"]
+    assert first["best_epoch"] == "1" and float(first["val_dice_macro"]) == pytest.approx(0.8)
+    assert float(first["val_pet_iou_border_band"]) == pytest.approx(0.4)
+    assert float(first["test_dice_macro"]) == pytest.approx(0.7)
+    assert float(first["test_pet_iou_border_band"]) == pytest.approx(0.7 - 0.4)
+    assert float(first["img_per_sec"]) == pytest.approx(20.0)  # median of 10, 20, 30
+    assert rows["long+short", "1"]["best_epoch"] == "2"
+
+
+def test_summary_gives_mean_std_per_variant_and_effects(handmade_study):
+    write_report(handmade_study)
+    summary = (handmade_study / "summary.md").read_text()
+    long_short = next(line for line in summary.splitlines() if line.startswith("| long+short |"))
+    # Test Dice 0.7 and 0.9: mean 0.8, sample std 0.1414; best val Dice 0.8 and 0.9.
+    assert "| 0.800 ± 0.141 |" in long_short and "| 0.850 ± 0.071 |" in long_short
+    assert "| 1,000 |" in long_short and "| 60 ± 1 |" in long_short
+    effect = next(line for line in summary.splitlines() if "long+short − short" in line)
+    # Dice: 0.8 - 0.6 with stds 0.141 and 0; border band: (0.4 mean) - (0.2) likewise.
+    assert effect.count("+0.200") == 2 and effect.count("| 0.141 |") == 2
+    assert "- `none-seed0`" in summary  # the unfinished run is listed
+    assert "No gradient norms" not in summary
+
+
+def test_plots_show_seed_bands_and_every_logged_stage(handmade_study):
+    records, unfinished = load_study(handmade_study)
+    assert [path.name for path in unfinished] == ["none-seed0"]
+    dice_axis = val_dice_figure(records).axes[0]
+    assert [line.get_label() for line in dice_axis.get_lines()] == ["long+short (2 seeds)", "short (2 seeds)"]
+    mean = dice_axis.get_lines()[0].get_ydata()
+    assert list(mean) == pytest.approx([0.55, 0.725, 0.8])
+    first, panel = grad_norm_figure(records).axes  # only long+short logged gradient norms
+    assert [line.get_label() for line in first.get_lines()] == ["long+short"]
+    assert [line.get_label() for line in panel.get_lines()] == ["encoder_0", "encoder_1", "decoder_1"]
+
+
+def test_a_trained_study_plots_the_gradient_norms_it_logged(tiny_study):
+    records, _ = load_study(tiny_study)
+    first, panel = grad_norm_figure(records).axes[:2]
+    assert [line.get_label() for line in first.get_lines()] == ["long+short", "short"]
+    assert {"encoder_0", "decoder_0"} <= {line.get_label() for line in panel.get_lines()}
+
+
+def test_plots_say_so_when_no_gradient_norms_were_logged(tmp_path):
+    check_settings(tmp_path, BASE, ["--trainer.max_epochs", "2"])
+    write_run(tmp_path, "none", 0, 0.6, [0.5, 0.6])
+    records, _ = load_study(tmp_path)
+    (axis,) = grad_norm_figure(records).axes
+    assert "No gradient norms were logged" in axis.texts[0].get_text()
+    assert "No gradient norms" in (write_report(tmp_path)[1]).read_text()
+
+
+def test_notebook_is_committed_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+def test_notebook_command_runs_it_top_to_bottom_on_a_study(tiny_study, capsys):
+    assert main(["notebook", str(tiny_study)]) == 0
+    assert f"executed notebook: {tiny_study / 'ablation.ipynb'}" in capsys.readouterr().out
+    executed = nbformat.read(tiny_study / "ablation.ipynb", as_version=4)
+    outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    shown = [output.get("data", {}) for output in outputs]
+    # The table, then the two plots and the side-by-side predictions as images.
+    assert any("| long+short | yes | yes | 2 |" in data.get("text/markdown", "") for data in shown)
+    assert sum("image/png" in data for data in shown) == 3
+
+
+def test_notebook_command_on_a_folder_that_is_not_a_study_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["notebook", str(tmp_path)])
+    assert "not a study's results folder" in capsys.readouterr().err

@@ -1,0 +1,36 @@
+"""Execute the study's notebook (notebooks/ablation.ipynb) on a results folder, and save the executed
+copy, with its table, plots and prediction examples, in that folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from unetskip.ablation.report import load_study
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "ablation.ipynb"
+# The notebook reads its results folder from this variable (default: ../runs/ablation_cpu).
+RESULTS_ENV = "UNETSKIP_ABLATION_RESULTS"
+
+
+def execute_notebook(results_dir: Path, notebook: Path = NOTEBOOK, timeout_s: int = 600) -> Path:
+    """Run `notebook` top to bottom on `results_dir` in a fresh kernel; return the executed copy's path
+    (`<results_dir>/<notebook name>`). A cell that fails raises nbclient's CellExecutionError."""
+    load_study(results_dir)  # a clear error before a kernel starts, if this is no results folder
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook {notebook} not found: pass --notebook with its path")
+    try:  # the `notebook` extra: only this command needs a Jupyter kernel
+        import nbformat
+        from nbclient import NotebookClient
+    except ImportError as error:
+        raise ImportError(
+            f"executing a notebook needs nbclient and ipykernel: pip install -e '.[notebook]' ({error})"
+        ) from error
+    executed = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(
+        executed, timeout=timeout_s, resources={"metadata": {"path": str(notebook.parent)}}
+    )
+    client.execute(env={**os.environ, RESULTS_ENV: str(results_dir.resolve())})
+    out = results_dir / notebook.name
+    nbformat.write(executed, out)
+    return out

@@ -1,0 +1,212 @@
+"""Checkpoints that survive crashes and say when they do not fit: atomic writes, `last.ckpt`, versions.
+
+- `AtomicCheckpointIO` writes every checkpoint to a temporary file in the target folder and renames it
+  over the old one, so a crash or a full disk mid-write leaves the previous checkpoint intact.
+- `LastCheckpoint` keeps `last.ckpt` after every epoch and, when asked, every N optimizer steps.
+- `checkpoint_metadata` records the unetskip version, the checkpoint format and the loggers' run
+  versions; `check_compatible` compares a checkpoint with a model and names what differs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+
+from unetskip import __version__
+
+# Bump when a checkpoint written by this code would mean something else to the next version
+# (renamed weights, other normalisation, other class order). Checkpoints without the record are format 1.
+CHECKPOINT_FORMAT = 1
+METADATA_KEY = "unetskip"
+# Hyperparameters that decide the shapes of the weights.
+ARCHITECTURE_HPARAMS = ("net", "class_names")
+# How many names of missing, unexpected or reshaped weights an error lists.
+MAX_LISTED = 5
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A checkpoint that this model cannot load: another architecture or checkpoint format."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """`torch.save` to a temporary file beside the target, fsync, then rename over the target.
+
+    Lightning's own writer stages local files in the system temp folder and then moves them: across
+    file systems that move is a copy into the target, which a full disk truncates. Remote paths
+    (`s3://...`) keep Lightning's writer.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        if storage_options is not None:
+            raise TypeError(f"AtomicCheckpointIO: storage_options are for remote paths: {storage_options}")
+        path = Path(path)
+        # Serialised in memory first (as Lightning does), so that a failing disk raises a plain OSError
+        # rather than torch's zip-writer errors.
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(buffer.getbuffer())
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp_name, path)
+        except BaseException as error:
+            Path(temp_name).unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise OSError(
+                    error.errno,
+                    f"could not write checkpoint {path} ({error.strerror}); the previous {path.name}, if "
+                    "any, is unchanged",
+                ) from error
+            raise
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Keeps `last.ckpt` in the run's checkpoint folder: after every epoch, and every
+    `every_n_train_steps` optimizer steps when that is > 0 (to resume mid-epoch after a crash).
+
+    It is what `fit --ckpt_path last` resumes from. Best-model checkpoints are a separate
+    `ModelCheckpoint` with a monitor.
+    """
+
+    def __init__(self, every_n_train_steps: int = 0) -> None:
+        if every_n_train_steps < 0:
+            raise ValueError(f"last_checkpoint.every_n_train_steps must be >= 0, got {every_n_train_steps}")
+        super().__init__(save_top_k=0, save_last=True, enable_version_counter=False)
+        self.every_n_train_steps = every_n_train_steps
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # The last batch of an epoch is saved after its validation, by the epoch-end hooks.
+        every = self.every_n_train_steps
+        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if every > 0 and trainer.global_step % every == 0 and not last_batch:
+            self._save_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last(trainer)
+
+
+def run_folder_name(version: int | str | None) -> str:
+    """A logger's version as Lightning names its run folder: `version_3` for 3, the string as is."""
+    return version if isinstance(version, str) else f"version_{version}"
+
+
+def checkpoint_metadata(loggers: Sequence[Logger]) -> dict[str, Any]:
+    """What a checkpoint records about the code and the runs that wrote it (plain types only)."""
+    return {
+        "version": __version__,
+        "format": CHECKPOINT_FORMAT,
+        "loggers": [{"class": type(lg).__name__, "version": run_folder_name(lg.version)} for lg in loggers],
+    }
+
+
+def plain(value: Any) -> Any:
+    """Nested dicts and lists of a jsonargparse Namespace or a dict, for comparing hyperparameters."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            flat |= _flatten(item, f"{prefix}.{key}")
+        return flat
+    return {prefix: value}
+
+
+def hparam_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """`key: checkpoint X, model Y` for each architecture hyperparameter that differs."""
+    differences = []
+    for name in ARCHITECTURE_HPARAMS:
+        if name not in saved or name not in current:
+            continue
+        old, new = _flatten(plain(saved[name]), name), _flatten(plain(current[name]), name)
+        for key in sorted(old.keys() | new.keys()):
+            before, after = old.get(key, "<absent>"), new.get(key, "<absent>")
+            if before != after:
+                differences.append(f"{key}: checkpoint {before}, model {after}")
+    return differences
+
+
+def _listed(names: Sequence[str]) -> str:
+    more = f", ... ({len(names) - MAX_LISTED} more)" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+def state_dict_differences(
+    saved: Mapping[str, torch.Tensor], current: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """Weights missing from the checkpoint, unexpected in it, or of another shape."""
+    missing = sorted(current.keys() - saved.keys())
+    unexpected = sorted(saved.keys() - current.keys())
+    reshaped = [
+        f"{key} {tuple(saved[key].shape)} vs {tuple(current[key].shape)}"
+        for key in sorted(saved.keys() & current.keys())
+        if tuple(saved[key].shape) != tuple(current[key].shape)
+    ]
+    differences = []
+    if missing:
+        differences.append(f"{len(missing)} weights missing from the checkpoint: {_listed(missing)}")
+    if unexpected:
+        differences.append(f"{len(unexpected)} weights the model does not have: {_listed(unexpected)}")
+    if reshaped:
+        shapes = _listed(reshaped)
+        differences.append(f"{len(reshaped)} weights of another shape (checkpoint vs model): {shapes}")
+    return differences
+
+
+def check_compatible(
+    checkpoint: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], hparams: Mapping[str, Any]
+) -> None:
+    """Raise `IncompatibleCheckpointError` naming what differs if `checkpoint` cannot load into the model
+    whose `state_dict` and `hparams` are given: another checkpoint format, or other weights."""
+    metadata = checkpoint.get(METADATA_KEY) or {"version": "0.1.0 or earlier", "format": 1}
+    if metadata["format"] != CHECKPOINT_FORMAT:
+        raise IncompatibleCheckpointError(
+            f"the checkpoint was written by unetskip {metadata['version']} in checkpoint format "
+            f"{metadata['format']}; this is unetskip {__version__}, which reads format {CHECKPOINT_FORMAT}: "
+            f"use unetskip {metadata['version']} with this checkpoint"
+        )
+    weights = state_dict_differences(checkpoint.get("state_dict", {}), state_dict)
+    if weights:
+        settings = hparam_differences(checkpoint.get("hyper_parameters") or {}, hparams)
+        raise IncompatibleCheckpointError(
+            "the checkpoint holds another architecture than this model:\n  "
+            + "\n  ".join(settings + weights)
+            + "\nvalidate, test and predict rebuild the model from --ckpt_path alone (drop the flags that "
+            "change the network); fit --ckpt_path needs the config the checkpoint was trained with"
+        )

@@ -1,0 +1,348 @@
+"""`unetskip predict`: segment a folder of images with a checkpoint, writing one mask per image.
+
+For an input image `<input>/<relative path>/<name>.<ext>` the outputs are, under `--output`:
+
+- `<relative path>/<name>.png`: uint8 class indices (0 background, 1 pet, 2 border in trimap mode) at the
+  image's own height and width (after EXIF orientation);
+- with `--overlay`, `<name>.overlay.jpg`: the image with the classes painted over it;
+- with `--probabilities`, `<name>.prob_<class>.png`: each class's probability as 0-255 grey;
+- `manifest.csv`: one row per input with its outcome, and `config.yaml`: the full configuration used.
+
+Two inputs that would get the same output names (`cat.jpg` and `cat.png`, or names that differ only in
+letter case) do not overwrite each other: the later one (in sorted order) is named `cat.png.png`, then
+`cat.png-1.png` and so on (see `output_stems`); the manifest gives every input's mask.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jsonargparse import ActionYesNo, Namespace
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import LightningArgumentParser
+from PIL import Image
+from tqdm import tqdm
+
+from unetskip.data.datamodule import OxfordPetDataModule
+from unetskip.data.image_files import IMAGE_SUFFIXES, FoundImages, ImageFileDataset, find_images, load_image
+from unetskip.inference import Inferer
+from unetskip.segmentation_module import SegmentationModule
+
+MANIFEST_NAME = "manifest.csv"
+MANIFEST_COLUMNS = ("input", "status", "mask", "height", "width", "reason")
+# Overlay colours of classes 1, 2, ... (class 0, the background, is left as it is).
+OVERLAY_COLOURS = ((255, 140, 0), (30, 144, 255), (50, 205, 50), (220, 20, 60))
+OVERLAY_OPACITY = 0.5
+# How many skipped inputs the closing summary names (all of them are in the manifest).
+SUMMARY_PROBLEMS = 20
+
+PredictMode = Literal["resize", "native", "tiled"]
+
+
+def output_suffixes(class_names: Sequence[str]) -> list[str]:
+    """Everything written for one input is `<stem>` plus one of these."""
+    return [".png", ".overlay.jpg", *(f".prob_{name}.png" for name in class_names)]
+
+
+def candidate_stems(relative: Path) -> Iterator[str]:
+    """Output names for the input `relative`, in order of preference: `cat`, `cat.jpg`, `cat.jpg-1`, ..."""
+    yield relative.stem
+    yield relative.name
+    for index in itertools.count(1):
+        yield f"{relative.name}-{index}"
+
+
+def output_stems(relatives: Sequence[Path], suffixes: Sequence[str]) -> list[Path]:
+    """For each input's relative path, the relative output path its outputs get a suffix of.
+
+    The first of `candidate_stems` for which no name `<stem><suffix>` is already taken by an earlier input
+    or by a folder (letter case ignored, as on case-insensitive file systems).
+    """
+    taken = set()  # (parent folder, name), casefolded
+    for relative in relatives:
+        for folder in relative.parents:
+            if folder != Path("."):
+                taken.add((folder.parent.as_posix().casefold(), folder.name.casefold()))
+    stems = []
+    for relative in relatives:
+        parent = relative.parent.as_posix().casefold()
+        for candidate in candidate_stems(relative):
+            names = {(parent, f"{candidate}{suffix}".casefold()) for suffix in suffixes}
+            if not names & taken:
+                break
+        taken |= names
+        stems.append(relative.parent / candidate)
+    return stems
+
+
+def save_image(array: np.ndarray, path: Path, image_format: str) -> None:
+    """Write `array` ((H, W) or (H, W, 3) uint8) to `path` through a temporary name, so an interrupted run
+    never leaves a truncated file under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    Image.fromarray(array).save(
+        partial, format=image_format, **({"quality": 90} if image_format == "JPEG" else {})
+    )
+    os.replace(partial, path)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 image and (H, W) class indices -> (H, W, 3) uint8, classes > 0 tinted."""
+    blended = image.astype(np.float32)
+    for index in range(1, int(mask.max()) + 1):
+        colour = np.array(OVERLAY_COLOURS[(index - 1) % len(OVERLAY_COLOURS)], dtype=np.float32)
+        selected = mask == index
+        blended[selected] = (1 - OVERLAY_OPACITY) * blended[selected] + OVERLAY_OPACITY * colour
+    return blended.round().astype(np.uint8)
+
+
+class MaskWriter(BasePredictionWriter):
+    """Writes each image's outputs at its original size as its batch arrives, and a manifest row for every
+    input, so memory does not grow with the number of images. `found.paths[i]` is written to
+    `output_dir / stems[i]` plus a suffix (see `output_suffixes`)."""
+
+    def __init__(
+        self,
+        found: FoundImages,
+        stems: Sequence[Path],
+        output_dir: Path,
+        class_names: Sequence[str],
+        overlay: bool = False,
+        probabilities: bool = False,
+    ) -> None:
+        super().__init__(write_interval="batch")
+        self.found = found
+        self.stems = list(stems)
+        self.output_dir = output_dir
+        self.class_names = list(class_names)
+        self.overlay = overlay
+        self.probabilities = probabilities
+        self.written = 0
+        self.skipped = 0
+        self.problems: list[tuple[Path, str]] = []
+        self.seconds = 0.0
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._manifest_file = (self.output_dir / MANIFEST_NAME).open("w", newline="")
+        self._manifest = csv.writer(self._manifest_file)
+        self._manifest.writerow(MANIFEST_COLUMNS)
+        total = len(self.found.paths) + len(self.found.rejected)
+        # Images done and img/s, on a terminal only (disable=None).
+        self._bar = tqdm(total=total, unit="img", desc="predict", disable=None)
+        self._manifest.writerows(self._skip(path, reason) for path, reason in self.found.rejected)
+        self._bar.update(len(self.found.rejected))
+        self._started = time.perf_counter()
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: list[torch.Tensor],
+        batch_indices: Sequence[int] | None,
+        batch: dict[str, Any],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        rows = {index: self._skip(self.found.paths[index], reason) for index, reason in batch["failed"]}
+        for index, size, probabilities in zip(batch["index"], batch["size"], prediction, strict=True):
+            rows[index] = self._write(index, tuple(size), probabilities)
+        self._manifest.writerows(rows[index] for index in sorted(rows))
+        self._manifest_file.flush()
+        self._bar.set_postfix(written=self.written, skipped=self.skipped, refresh=False)
+        self._bar.update(len(rows))
+
+    def _write(self, index: int, size: tuple[int, int], probabilities: torch.Tensor) -> list[Any]:
+        """Writes input `index`'s outputs from its probabilities (C, h, w) mapped to `size` (H, W).
+
+        Returns its manifest row."""
+        path, stem = self.found.paths[index], self.output_dir / self.stems[index]
+        if probabilities.shape[1:] != size:
+            probabilities = F.interpolate(
+                probabilities[None], size=size, mode="bilinear", align_corners=False
+            )[0]
+        mask = probabilities.argmax(dim=0).to(torch.uint8).cpu().numpy()  # (H, W)
+        save_image(mask, stem.with_name(stem.name + ".png"), "PNG")
+        if self.overlay:
+            save_image(overlay(load_image(path), mask), stem.with_name(stem.name + ".overlay.jpg"), "JPEG")
+        if self.probabilities:
+            grey = (probabilities * 255).round().to(torch.uint8).cpu().numpy()  # (C, H, W)
+            for name, channel in zip(self.class_names, grey, strict=True):
+                save_image(channel, stem.with_name(f"{stem.name}.prob_{name}.png"), "PNG")
+        self.written += 1
+        return [path, "written", self.stems[index].as_posix() + ".png", *size, ""]
+
+    def _skip(self, path: Path, reason: str) -> list[Any]:
+        """Counts a skipped input; returns its manifest row."""
+        self.skipped += 1
+        if len(self.problems) < SUMMARY_PROBLEMS:
+            self.problems.append((path, reason))
+        return [path, "skipped", "", "", "", reason]
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds = time.perf_counter() - self._started
+        self._manifest_file.close()
+        self._bar.close()
+
+    def summary(self) -> str:
+        """What was written and skipped, how fast, and where the manifest is."""
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"predict: {self.written} masks written to {self.output_dir}, {self.skipped} inputs skipped, "
+            f"in {self.seconds:.1f} s ({rate:.2f} img/s); manifest: {self.output_dir / MANIFEST_NAME}"
+        ]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.problems]
+        if self.skipped > len(self.problems):
+            lines.append(f"  ... and {self.skipped - len(self.problems)} more (see the manifest)")
+        return "\n".join(lines)
+
+
+def default_precision() -> str:
+    """Mixed precision on a GPU (bf16 where supported), full precision on a CPU."""
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def add_predict_arguments(parser: LightningArgumentParser) -> None:
+    """The options of `unetskip predict` (a LightningArgumentParser of the predict subcommand)."""
+    parser.add_argument(
+        "--input",
+        type=str,
+        required=True,
+        help="A folder (searched recursively), an image, or a .txt file listing image paths.",
+    )
+    parser.add_argument(
+        "--output",
+        type=str,
+        required=True,
+        help="Folder for the masks, manifest.csv and config.yaml: new or empty, unless --overwrite.",
+    )
+    parser.add_argument(
+        "--mode",
+        type=PredictMode,
+        default="resize",
+        help="resize: each image resized to the training size, probabilities resized back; native: whole "
+        "images at their own size; tiled: native size in overlapping tiles (memory bounded by tile size).",
+    )
+    parser.add_argument(
+        "--tile_size",
+        type=int | None,
+        default=None,
+        help="Tile side in tiled mode (default: the training image size).",
+    )
+    parser.add_argument(
+        "--tile_overlap",
+        type=float,
+        default=0.25,
+        help="Overlap of neighbouring tiles, a fraction in [0, 1).",
+    )
+    parser.add_argument(
+        "--tta",
+        action=ActionYesNo,
+        default=False,
+        help="Average with the horizontally flipped image's probabilities.",
+    )
+    parser.add_argument("--overlay", action=ActionYesNo, default=False, help="Also write <name>.overlay.jpg.")
+    parser.add_argument(
+        "--probabilities",
+        action=ActionYesNo,
+        default=False,
+        help="Also write <name>.prob_<class>.png (probability x 255).",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action=ActionYesNo,
+        default=False,
+        help="Write into a non-empty --output, replacing files of the same names (others are kept).",
+    )
+    parser.add_argument(
+        "--strict", action=ActionYesNo, default=False, help="Exit with status 1 when an input was skipped."
+    )
+    parser.link_arguments("output", "trainer.default_root_dir")
+    parser.set_defaults(
+        {
+            "trainer.logger": False,
+            "trainer.enable_progress_bar": False,  # MaskWriter shows images and img/s instead
+            "trainer.enable_model_summary": False,
+            "trainer.devices": 1,
+            "trainer.precision": default_precision(),
+        }
+    )
+
+
+def check_output_folder(
+    output_dir: Path, found: FoundImages, stems: Sequence[Path], suffixes: Sequence[str], overwrite: bool
+) -> None:
+    """Refuse the input folder itself, a non-empty folder without `overwrite`, and any output that would
+    replace an input."""
+    if output_dir.is_file():
+        raise ValueError(f"--output {output_dir} is a file, not a folder")
+    if output_dir.resolve() == found.base.resolve():
+        raise ValueError(f"--output {output_dir} is the input folder: masks go to a folder of their own")
+    if not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+        raise ValueError(
+            f"--output {output_dir} is not empty: choose a new folder, or pass --overwrite to replace the "
+            "files of the same names (other files there are kept)"
+        )
+    inputs = {path.resolve() for path in found.paths}
+    for stem in stems:
+        for suffix in suffixes:
+            target = (output_dir / stem).with_name(stem.name + suffix).resolve()
+            if target in inputs:
+                raise ValueError(
+                    f"--output {output_dir} would overwrite the input {target}: choose another folder"
+                )
+
+
+def prepare_predict(
+    trainer: L.Trainer,
+    model: SegmentationModule,
+    datamodule: OxfordPetDataModule,
+    ckpt_path: str | None,
+    options: Namespace,
+) -> MaskWriter:
+    """Sets up `trainer.predict` on the images of `options.input` (the data module's predict dataset, the
+    model's inferer, a MaskWriter among the trainer's callbacks); returns the writer (counts, summary).
+
+    Raises:
+        ValueError, FileNotFoundError: no checkpoint, no images, or an output folder that must not be used.
+    """
+    if not ckpt_path:
+        raise ValueError(
+            "predict needs --ckpt_path: the checkpoint holds the model, its weights and settings"
+        )
+    output_dir = Path(options.output)
+    found = find_images(options.input, exclude=output_dir)
+    if not found.paths and not found.rejected:
+        raise FileNotFoundError(f"--input {options.input} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+    if trainer.world_size > 1:
+        raise ValueError("predict runs on one device: set --trainer.devices 1")
+    suffixes = output_suffixes(model.class_names)
+    stems = output_stems([found.relative(path) for path in found.paths], suffixes)
+    check_output_folder(output_dir, found, stems, suffixes, options.overwrite)
+
+    size = datamodule.image_size
+    training_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    datamodule.predict_dataset = ImageFileDataset(
+        found.paths, training_size if options.mode == "resize" else None
+    )
+    model.inferer = Inferer(
+        tile_size=(options.tile_size or max(training_size)) if options.mode == "tiled" else None,
+        tile_overlap=options.tile_overlap,
+        tile_batch_size=datamodule.batch_size,
+        flip_tta=options.tta,
+    )
+    writer = MaskWriter(found, stems, output_dir, model.class_names, options.overlay, options.probabilities)
+    trainer.callbacks.append(writer)
+    return writer
