@@ -1,8 +1,8 @@
 """Lightning's DDP on a CPU (gloo, 2 processes): what one process computes and writes, two do the same.
 
 The split sizes are odd on purpose: 5 validation images over 2 processes (3 + 2, so one process has an
-extra batch) and 5 test images to predict. Padding with repeated images would change the metrics and
-write a mask twice.
+extra batch), and the 18 inputs of test_prediction's photo folder to predict (3 of them broken). Padding
+with repeated images would change the metrics and write a mask twice.
 """
 
 from __future__ import annotations
@@ -13,25 +13,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
-import torch
 from conftest import make_pet_folder
-from lightning.pytorch.callbacks import BasePredictionWriter
-from PIL import Image
 from test_cli import tiny_args
+from test_prediction import BROKEN_IMAGES, GOOD_IMAGES, MASK_NAMES, make_photo_folder, snapshot
 
 from unetskip.cli import cli_main
-from unetskip.data import OxfordPetDataModule
-from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
 
 REPO = Path(__file__).resolve().parents[1]
 DDP_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
 
-def torchrun(args: list[str], cwd: Path) -> None:
-    """`torchrun --standalone --nproc_per_node 2 -m unetskip ARGS`, the documented multi-process command."""
+def torchrun(args: list[str], cwd: Path) -> str:
+    """`torchrun --standalone --nproc_per_node 2 -m unetskip ARGS`, the documented multi-process command.
+
+    Returns its standard output."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -42,6 +38,7 @@ def torchrun(args: list[str], cwd: Path) -> None:
         [*command, "-m", "unetskip", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -94,44 +91,23 @@ def test_two_process_validation_equals_one_process(ddp_fit, tmp_path):
         assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
-class MaskWriter(BasePredictionWriter):
-    """A minimal predict-to-folder writer: each process writes the masks of its own batches only.
-
-    Files are opened with "x", so writing any mask a second time raises.
-    """
-
-    def __init__(self, out_dir: Path) -> None:
-        super().__init__(write_interval="batch")
-        self.out_dir = out_dir
-
-    def write_on_batch_end(
-        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
-    ):
-        for name, probs in zip(batch["name"], prediction, strict=True):
-            with open(self.out_dir / f"{name}.png", "xb") as file:
-                Image.fromarray(probs.argmax(0).byte().numpy()).save(file, format="PNG")
-            (self.out_dir / f"{name}.rank{trainer.global_rank}").touch()
-
-
-def test_two_process_predict_writes_every_mask_once(ddp_fit, tmp_path):
-    root, _ = ddp_fit
-    datamodule = OxfordPetDataModule(root=str(root), image_size=32, batch_size=2, num_workers=0)
-    datamodule.setup("test")
-    names = {sample.name for sample in datamodule.datasets["test"].samples}
-    assert len(names) == 5
-    torch.manual_seed(0)
-    module = SegmentationModule(UNet(base_channels=4, depth=2))
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_fork",  # forked from this process: no second start-up
-        callbacks=[MaskWriter(tmp_path)],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+def test_two_process_predict_writes_what_one_process_writes(ddp_fit, tmp_path):
+    """Every mask written once, by one of the two processes, as one process writes it; one manifest."""
+    _, runs = ddp_fit
+    ckpt = runs / "version_0" / "checkpoints" / "last.ckpt"
+    photos = make_photo_folder(tmp_path / "photos")
+    single, double = tmp_path / "single", tmp_path / "double"
+    cli_main(["predict", "--ckpt_path", str(ckpt), "--input", str(photos), "--output", str(single)])
+    stdout = torchrun(
+        ["predict", "--ckpt_path", str(ckpt), "--input", str(photos), "--output", str(double), *DDP_CPU],
+        cwd=tmp_path,
     )
-    trainer.predict(module, dataloaders=datamodule.test_dataloader(), return_predictions=False)
-    assert {p.stem for p in tmp_path.glob("*.png")} == names
-    by_rank = {rank: {p.name.split(".rank")[0] for p in tmp_path.glob(f"*.rank{rank}")} for rank in (0, 1)}
-    assert by_rank[0] and by_rank[1] and not by_rank[0] & by_rank[1]  # both worked, on disjoint images
-    assert all(Image.open(tmp_path / f"{name}.png").size == (32, 32) for name in names)
+
+    expected, got = snapshot(single), snapshot(double)
+    assert set(got) == set(expected)  # no per-process manifest left behind
+    assert {name for name in got if name.endswith(".png")} == set(MASK_NAMES.values())
+    for name in expected.keys() - {"config.yaml"}:
+        assert got[name] == expected[name], name  # the masks and the manifest, byte for byte
+    assert stdout.count("predict: ") == 1  # rank 0 prints the summary of both processes
+    summary = f"predict: {len(GOOD_IMAGES)} masks written to {double}, {len(BROKEN_IMAGES)} inputs skipped"
+    assert summary in stdout

@@ -158,7 +158,8 @@ class UnetSkipCLI(LightningCLI):
             return_predictions=False,
             weights_only=weights_only,
         )
-        print(writer.summary())
+        if self.trainer.is_global_zero:
+            print(writer.summary())
         if options.strict and writer.skipped:
             raise SystemExit(1)
 

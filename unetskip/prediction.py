@@ -11,11 +11,16 @@ For an input image `<input>/<relative path>/<name>.<ext>` the outputs are, under
 Two inputs that would get the same output names (`cat.jpg` and `cat.png`, or names that differ only in
 letter case) do not overwrite each other: the later one (in sorted order) is named `cat.png.png`, then
 `cat.png-1.png` and so on (see `output_stems`); the manifest gives every input's mask.
+
+Under DDP (`--trainer.devices N --trainer.strategy ddp`, or torchrun) Lightning gives each process its own
+share of the images, every image exactly once; each process writes its images' outputs and its manifest
+rows (`manifest.rank<r>.csv`), and rank 0 merges those into `manifest.csv`, in input order, at the end.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import itertools
 import os
 import time
@@ -134,15 +139,31 @@ class MaskWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._manifest_file = (self.output_dir / MANIFEST_NAME).open("w", newline="")
+        # Under DDP each process writes its own images' rows, led by their index, into a part file;
+        # rank 0 merges the parts into the manifest at the end (see merge_manifests).
+        self._world_size = trainer.world_size
+        manifest = self.output_dir / (
+            MANIFEST_NAME if self._world_size == 1 else manifest_part_name(trainer.global_rank)
+        )
+        self._manifest_file = manifest.open("w", newline="")
         self._manifest = csv.writer(self._manifest_file)
-        self._manifest.writerow(MANIFEST_COLUMNS)
-        total = len(self.found.paths) + len(self.found.rejected)
-        # Images done and img/s, on a terminal only (disable=None).
-        self._bar = tqdm(total=total, unit="img", desc="predict", disable=None)
-        self._manifest.writerows(self._skip(path, reason) for path, reason in self.found.rejected)
-        self._bar.update(len(self.found.rejected))
+        self._manifest.writerow(self._row(-1, list(MANIFEST_COLUMNS)))
+        rejected = self.found.rejected if trainer.is_global_zero else []
+        own_images = len(range(trainer.global_rank, len(self.found.paths), self._world_size))
+        # Images done and img/s, on rank 0's terminal only (disable=None: when it is a terminal).
+        self._bar = tqdm(
+            total=len(rejected) + own_images,
+            unit="img",
+            desc="predict",
+            disable=None if trainer.is_global_zero else True,
+        )
+        self._manifest.writerows(self._row(-1, self._skip(path, reason)) for path, reason in rejected)
+        self._bar.update(len(rejected))
         self._started = time.perf_counter()
+
+    def _row(self, index: int, row: list[Any]) -> list[Any]:
+        """A manifest row; in a DDP part file led by the input's index (-1: the header, rejected inputs)."""
+        return row if self._world_size == 1 else [index, *row]
 
     def write_on_batch_end(
         self,
@@ -157,7 +178,7 @@ class MaskWriter(BasePredictionWriter):
         rows = {index: self._skip(self.found.paths[index], reason) for index, reason in batch["failed"]}
         for index, size, probabilities in zip(batch["index"], batch["size"], prediction, strict=True):
             rows[index] = self._write(index, tuple(size), probabilities)
-        self._manifest.writerows(rows[index] for index in sorted(rows))
+        self._manifest.writerows(self._row(index, rows[index]) for index in sorted(rows))
         self._manifest_file.flush()
         self._bar.set_postfix(written=self.written, skipped=self.skipped, refresh=False)
         self._bar.update(len(rows))
@@ -193,6 +214,15 @@ class MaskWriter(BasePredictionWriter):
         self.seconds = time.perf_counter() - self._started
         self._manifest_file.close()
         self._bar.close()
+        if self._world_size == 1:
+            return
+        # The sum over processes; the reduction also waits until every part file is closed.
+        counts = torch.tensor([self.written, self.skipped], device=trainer.strategy.root_device)
+        self.written, self.skipped = (int(n) for n in trainer.strategy.reduce(counts, reduce_op="sum"))
+        if trainer.is_global_zero:
+            parts = [self.output_dir / manifest_part_name(rank) for rank in range(self._world_size)]
+            self.problems = merge_manifests(parts, self.output_dir / MANIFEST_NAME)
+        trainer.strategy.barrier()
 
     def summary(self) -> str:
         """What was written and skipped, how fast, and where the manifest is."""
@@ -205,6 +235,36 @@ class MaskWriter(BasePredictionWriter):
         if self.skipped > len(self.problems):
             lines.append(f"  ... and {self.skipped - len(self.problems)} more (see the manifest)")
         return "\n".join(lines)
+
+
+def manifest_part_name(rank: int) -> str:
+    """The manifest rows of DDP process `rank`, until rank 0 merges them."""
+    return f"{Path(MANIFEST_NAME).stem}.rank{rank}.csv"
+
+
+def merge_manifests(parts: Sequence[Path], manifest: Path) -> list[tuple[Path, str]]:
+    """Merges DDP part files into `manifest` in input order and deletes them.
+
+    Each part's rows are led by the input's index (-1 for rejected inputs) in increasing order, as
+    Lightning's unrepeated sampler hands each process every world_size-th image. Returns the first
+    SUMMARY_PROBLEMS skipped inputs as (path, reason).
+    """
+    files = [part.open(newline="") for part in parts]
+    readers = [csv.reader(file) for file in files]
+    for reader in readers:
+        next(reader)  # the header
+    problems = []
+    with manifest.open("w", newline="") as merged:
+        writer = csv.writer(merged)
+        writer.writerow(MANIFEST_COLUMNS)
+        for _, *row in heapq.merge(*readers, key=lambda row: int(row[0])):
+            writer.writerow(row)
+            if row[1] == "skipped" and len(problems) < SUMMARY_PROBLEMS:
+                problems.append((Path(row[0]), row[-1]))
+    for file, part in zip(files, parts, strict=True):
+        file.close()
+        part.unlink()
+    return problems
 
 
 def default_precision() -> str:
@@ -326,8 +386,6 @@ def prepare_predict(
     found = find_images(options.input, exclude=output_dir)
     if not found.paths and not found.rejected:
         raise FileNotFoundError(f"--input {options.input} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-    if trainer.world_size > 1:
-        raise ValueError("predict runs on one device: set --trainer.devices 1")
     suffixes = output_suffixes(model.class_names)
     stems = output_stems([found.relative(path) for path in found.paths], suffixes)
     check_output_folder(output_dir, found, stems, suffixes, options.overwrite)
