@@ -4,9 +4,11 @@ checkpoint of another architecture or format, an untrusted checkpoint, a GPU tha
 from __future__ import annotations
 
 import errno
+import os
 import pickle
 import re
 import resource
+import stat
 from pathlib import Path
 
 import lightning as L
@@ -116,6 +118,16 @@ def test_checkpoint_that_holds_code_is_refused_by_default(stopped_by_nan, pet_ro
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed") as error:
         cli_main([*fit_args(pet_root, tmp_path), "--ckpt_path", str(tmp_path / "tampered.ckpt")])
     assert "torch.nn.modules.linear.Identity" in str(error.value)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_checkpoints_get_the_permissions_of_a_plain_file(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, tmp_path / "a.ckpt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.ckpt").stat().st_mode) == 0o666 & ~umask
 
 
 def test_a_full_disk_while_saving_leaves_the_previous_checkpoint(tmp_path):

@@ -38,6 +38,13 @@ class IncompatibleCheckpointError(ValueError):
     """A checkpoint that this model cannot load: another architecture or checkpoint format."""
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """`torch.save` to a temporary file beside the target, fsync, then rename over the target.
 
@@ -62,6 +69,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(handle, 0o666 & ~current_umask())  # as open() would create it, not mkstemp's 0600
             with os.fdopen(handle, "wb") as file:
                 file.write(buffer.getbuffer())
                 file.flush()
