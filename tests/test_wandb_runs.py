@@ -47,8 +47,11 @@ def test_resumed_run_logs_to_the_same_wandb_run_and_no_file_holds_the_api_key(
     assert resumed.trainer.ckpt_path == str(tmp_path / "runs" / "unet" / run_id / "checkpoints" / "last.ckpt")
     assert resumed.trainer.current_epoch == 2
     wandb.finish()
-    offline_runs = sorted(path.name for path in (tmp_path / "runs" / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 2 and all(name.endswith(f"-{run_id}") for name in offline_runs)
+    # One folder per process start, each logging to the same run (two starts in the same second make the
+    # second folder's name end in -1, so the run id is read from the log file inside).
+    offline_runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2
+    assert all([log.name for log in run.glob("*.wandb")] == [f"run-{run_id}.wandb"] for run in offline_runs)
 
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     names = {path.name for path in written}
