@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import tiny_flags
 from jsonargparse import Namespace
 
 from unetskip.ablation.__main__ import main
@@ -25,23 +26,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BASE = [str(CONFIGS / "unet.yaml")]
 
 
-def tiny_flags(pet_root: Path) -> list[str]:
+def tiny_study_flags(pet_root: Path) -> list[str]:
     """Pass-through flags that shrink every run to a second or two on a CPU."""
     return [
-        "--data.root",
-        str(pet_root),
-        "--data.download",
-        "false",
-        "--data.image_size",
-        "32",
-        "--data.batch_size",
-        "4",
-        "--data.num_workers",
-        "0",
-        "--model.net.base_channels",
-        "4",
-        "--model.net.depth",
-        "2",
+        *tiny_flags(pet_root),
         "--trainer.max_epochs",
         "2",
         "--trainer.log_every_n_steps",
@@ -112,7 +100,7 @@ def test_study_loggers_write_into_the_run_folder(logger, expected, tmp_path):
 def tiny_study(pet_root, tmp_path_factory):
     """A finished study, trained in this process: long+short and short, seeds 0 and 1, two epochs."""
     results_dir = tmp_path_factory.mktemp("study")
-    flags = tiny_flags(pet_root)
+    flags = tiny_study_flags(pet_root)
     check_settings(results_dir, BASE, flags)
     for run in grid_runs(variants_named(["long+short", "short"]), 2):
         train_and_test(run_folder(results_dir, run), run.variant.name, "tiny", run_args(BASE, flags, run))
@@ -140,7 +128,13 @@ def test_a_wandb_run_joins_the_study_group_and_the_csv_records_still_come(pet_ro
         "init_args": {"project": "p"},
     }
     run = grid_runs(variants_named(["none"]), 1)[0]
-    flags = [*tiny_flags(pet_root), "--trainer.max_epochs", "1", "--trainer.logger", json.dumps(wandb_logger)]
+    flags = [
+        *tiny_study_flags(pet_root),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger",
+        json.dumps(wandb_logger),
+    ]
     run_dir = tmp_path / run.name
     train_and_test(run_dir, run.variant.name, "group-7f3a", run_args(BASE, flags, run))
     assert (run_dir / "result.json").is_file() and (run_dir / "metrics.csv").is_file()
@@ -186,7 +180,7 @@ def test_study_command_skips_finished_runs_reports_a_failed_one_and_goes_on(
 ):
     out = tmp_path / "study"
     # zero_init_residual needs residual blocks: the plain variant "long" fails when it builds its model.
-    flags = [*tiny_flags(pet_root), "--model.net.zero_init_residual", "true"]
+    flags = [*tiny_study_flags(pet_root), "--model.net.zero_init_residual", "true"]
     check_settings(out, BASE, flags)
     for name in ("long+short-seed0", "short-seed0"):  # finished earlier (copied from another study)
         shutil.copytree(tiny_study / "runs" / name, out / "runs" / name)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import tiny_flags
 
 from unetskip.cli import cli_main
 
@@ -21,20 +22,7 @@ def tiny_args(pet_root: Path, tmp_path: Path) -> list[str]:
     return [
         "--config",
         str(CONFIGS / "unet.yaml"),
-        "--data.root",
-        str(pet_root),
-        "--data.download",
-        "false",
-        "--data.image_size",
-        "32",
-        "--data.batch_size",
-        "4",
-        "--data.num_workers",
-        "0",
-        "--model.net.base_channels",
-        "4",
-        "--model.net.depth",
-        "2",
+        *tiny_flags(pet_root),
         "--trainer.default_root_dir",
         str(tmp_path),
         "--trainer.logger.init_args.save_dir",

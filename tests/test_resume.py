@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import make_pet_folder
+from conftest import make_pet_folder, tiny_flags
 from jsonargparse import Namespace, dict_to_namespace
 
 from unetskip.checkpointing import AtomicCheckpointIO
@@ -46,20 +46,7 @@ def fit_args(pets: Path, out: Path) -> list[str]:
         "fit",
         "--config",
         str(REPO / "configs" / "unet.yaml"),
-        "--data.root",
-        str(pets),
-        "--data.download",
-        "false",
-        "--data.image_size",
-        "32",
-        "--data.batch_size",
-        "2",
-        "--data.num_workers",
-        "0",
-        "--model.net.base_channels",
-        "4",
-        "--model.net.depth",
-        "2",
+        *tiny_flags(pets, batch_size=2),
         "--trainer.accelerator",
         "cpu",  # the claim is for CPU; GPU kernels may pick other reduction orders
         "--trainer.max_epochs",
