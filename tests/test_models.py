@@ -13,12 +13,17 @@ SIZES = [(1, 1), (37, 53), (64, 64), (17, 100)]
 
 
 @pytest.mark.parametrize(
-    ("depth", "skip_connections", "residual", "size"),
-    list(itertools.product([1, 2, 4], [True, False], [True, False], SIZES)),
+    ("depth", "skip_connections", "residual", "stem_stride", "size"),
+    list(itertools.product([1, 2, 4], [True, False], [True, False], [1, 2], SIZES)),
 )
-def test_output_matches_input_size(depth, skip_connections, residual, size):
+def test_output_matches_input_size(depth, skip_connections, residual, stem_stride, size):
     net = UNet(
-        num_classes=3, base_channels=4, depth=depth, residual=residual, skip_connections=skip_connections
+        num_classes=3,
+        base_channels=4,
+        depth=depth,
+        residual=residual,
+        skip_connections=skip_connections,
+        stem_stride=stem_stride,
     ).eval()
     with torch.no_grad():
         logits = net(torch.randn(2, 3, *size))
@@ -32,16 +37,39 @@ def test_large_odd_input_size():
         assert net(torch.randn(1, 3, 375, 500)).shape == (1, 2, 375, 500)
 
 
-@pytest.mark.parametrize(("skip_connections", "residual"), itertools.product([True, False], [True, False]))
-def test_every_parameter_gets_a_finite_gradient(skip_connections, residual):
+@pytest.mark.parametrize(
+    ("skip_connections", "residual", "stem_stride"), itertools.product([True, False], [True, False], [1, 2])
+)
+def test_every_parameter_gets_a_finite_gradient(skip_connections, residual, stem_stride):
     net = UNet(
-        base_channels=4, depth=3, blocks_per_stage=2, residual=residual, skip_connections=skip_connections
+        base_channels=4,
+        depth=3,
+        blocks_per_stage=2,
+        residual=residual,
+        skip_connections=skip_connections,
+        stem_stride=stem_stride,
     )
     net(torch.randn(2, 3, 37, 41)).logsumexp(dim=1).mean().backward()
     for name, parameter in net.named_parameters():
         assert parameter.grad is not None, name
         assert torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_stage_resolutions_follow_the_stem_stride(stem_stride):
+    net = UNet(base_channels=4, depth=3, stem_stride=stem_stride).eval()
+    shapes = []
+    for stage in [*net.encoder, *net.decoder]:
+        stage.register_forward_hook(lambda module, args, out: shapes.append(tuple(out.shape[1:])))
+    with torch.no_grad():
+        logits = net(torch.randn(1, 3, 60, 90))  # padded to 64 x 96, a multiple of 8 (or 16)
+    assert logits.shape == (1, 2, 60, 90)
+    height, width = 64 // stem_stride, 96 // stem_stride  # the resolution of stage 0
+    encoder = [(4 * 2**i, height // 2**i, width // 2**i) for i in range(4)]
+    assert shapes == encoder + encoder[:-1][::-1]  # the decoder goes back up to stage 0's resolution
+    # Stride 2 keeps the parameter count: only the stem's convolution stride changes.
+    assert count(net) == count(UNet(base_channels=4, depth=3))
 
 
 def count(module: torch.nn.Module) -> int:
@@ -122,6 +150,8 @@ def test_decoder_stage_shapes():
         ({"blocks_per_stage": 0}, "blocks_per_stage"),
         ({"depth": 2.5}, "depth"),
         ({"residual": False, "zero_init_residual": True}, "zero_init_residual"),
+        ({"stem_stride": 3}, "stem_stride"),
+        ({"stem_stride": True}, "stem_stride"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, message):

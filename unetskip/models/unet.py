@@ -17,8 +17,13 @@ class UNet(nn.Module):
     encoder stage `i` (the long skip). `residual` switches the short (ResNet) shortcuts inside every block.
     The two switches are independent.
 
-    Inputs of any height and width are padded on the bottom and right to a multiple of `2**depth`, and
-    the logits are cropped back, so the output always has the input's height and width.
+    `stem_stride=2` gives the stem's convolution stride 2, as ResNet's stem does: every stage then runs at
+    half the resolution given above and the logits are upsampled bilinearly to the input's size. On a CPU
+    this trains about 1.5x faster at the same parameter count (see README, Speed and scaling).
+
+    Inputs of any height and width are padded on the bottom and right to a multiple of
+    `stem_stride * 2**depth`, and the logits are cropped back, so the output always has the input's
+    height and width.
     """
 
     def __init__(
@@ -31,6 +36,7 @@ class UNet(nn.Module):
         residual: bool = True,
         skip_connections: bool = True,
         zero_init_residual: bool = False,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -42,6 +48,8 @@ class UNet(nn.Module):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"UNet: {name} must be an integer >= 1, got {value!r}")
+        if stem_stride not in (1, 2) or isinstance(stem_stride, bool):
+            raise ValueError(f"UNet: stem_stride must be 1 or 2, got {stem_stride!r}")
         if zero_init_residual and not residual:
             raise ValueError(
                 "UNet: zero_init_residual=True needs residual=True (a plain block whose last norm "
@@ -51,10 +59,11 @@ class UNet(nn.Module):
         self.depth = depth
         self.residual = residual
         self.skip_connections = skip_connections
+        self.stem_stride = stem_stride
 
         channels = [base_channels * 2**i for i in range(depth + 1)]
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, base_channels, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels, base_channels, 3, stride=stem_stride, padding=1, bias=False),
             nn.BatchNorm2d(base_channels),
             nn.ReLU(inplace=True),
         )
@@ -88,17 +97,21 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> logits (B, num_classes, H, W), for any H, W >= 1."""
         height, width = x.shape[-2:]
-        multiple = 2**self.depth
+        multiple = self.stem_stride * 2**self.depth
         x = F.pad(
             x, (0, -width % multiple, 0, -height % multiple)
-        )  # (B, C_in, H', W'), H', W' % 2**depth == 0
+        )  # (B, C_in, H', W'), H', W' % multiple == 0
 
         features = []
         x = self.stem(x)
         for stage in self.encoder:
-            x = stage(x)  # stage i: (B, base * 2**i, H' / 2**i, W' / 2**i)
+            x = stage(x)  # stage i: (B, base * 2**i, H' / (s * 2**i), W' / (s * 2**i)), s = stem_stride
             features.append(x)
         for stage, skip in zip(self.decoder, reversed(features[:-1]), strict=True):
             x = stage(x, skip if self.skip_connections else None)
-        logits = self.head(x)  # (B, num_classes, H', W')
+        logits = self.head(x)  # (B, num_classes, H' / s, W' / s)
+        if self.stem_stride > 1:
+            logits = F.interpolate(
+                logits, scale_factor=self.stem_stride, mode="bilinear", align_corners=False
+            )
         return logits[..., :height, :width]
