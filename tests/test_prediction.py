@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -297,10 +298,11 @@ def test_trimap_masks_hold_three_classes_at_the_original_size(tmp_path):
     probabilities = torch.full((3, 8, 8), 0.1)
     for index, columns in enumerate((slice(0, 3), slice(3, 5), slice(5, 8))):
         probabilities[index, :, columns] = 0.8
-    writer.on_predict_start(None, None)
+    trainer = SimpleNamespace(world_size=1, global_rank=0, is_global_zero=True)  # what the writer reads
+    writer.on_predict_start(trainer, None)
     batch = {"index": [0], "size": [(13, 21)], "failed": []}
-    writer.write_on_batch_end(None, None, [probabilities], None, batch, 0)
-    writer.on_predict_end(None, None)
+    writer.write_on_batch_end(trainer, None, [probabilities], None, batch, 0)
+    writer.on_predict_end(trainer, None)
     mask = np.asarray(Image.open(tmp_path / "out" / "pet.png"))
     assert mask.shape == (13, 21)
     assert (
