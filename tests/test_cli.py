@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 import yaml
 from conftest import tiny_flags
 
-from unetskip.cli import cli_main
+from unetskip.cli import TRAINING_STATE_WARNINGS, cli_main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -74,19 +75,23 @@ def test_checkpoint_records_the_architecture(trained_no_skip):
 @pytest.mark.parametrize("subcommand", ["validate", "test"])
 def test_evaluate_from_the_checkpoint_alone(trained_no_skip, subcommand, tmp_path):
     ckpt, _ = trained_no_skip
-    cli = cli_main(
-        [
-            subcommand,
-            "--ckpt_path",
-            str(ckpt),
-            "--trainer.logger",
-            "false",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-        ]
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = cli_main(
+            [
+                subcommand,
+                "--ckpt_path",
+                str(ckpt),
+                "--trainer.logger",
+                "false",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+            ]
+        )
+    # Nothing about the training callbacks' state in the checkpoint, which evaluation does not use.
+    assert not [w for w in caught if str(w.message).startswith(TRAINING_STATE_WARNINGS)]
     prefix = "val" if subcommand == "validate" else "test"
     metrics = cli.trainer.callback_metrics
     for key in ("dice_macro", "iou_macro", "iou/pet", "dice/pet", "pet_iou_pooled", "pet_iou_per_image"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,12 @@ LINKED_MODEL_KEYS = ("class_names", "ignore_index")
 LINKED_DATA_KEYS = ("seed",)
 # Subcommands that may take their whole model and data configuration from a checkpoint.
 FROM_CHECKPOINT_SUBCOMMANDS = ("validate", "test", "predict")
+# Lightning's warnings about the training callbacks' state saved in a checkpoint (which ModelCheckpoint
+# wrote, where), meaningless when the checkpoint is only evaluated: validate, test, predict.
+TRAINING_STATE_WARNINGS = (
+    "Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
+    "The dirpath has changed from",
+)
 
 
 def data_seed(seed_everything: bool | int) -> int | None:
@@ -101,6 +109,9 @@ class UnetSkipCLI(LightningCLI):
             config.weights_only = True  # tensors and plain containers only: loading runs no code
         if self.subcommand == "fit":
             resume_run(config)
+        if self.subcommand in FROM_CHECKPOINT_SUBCOMMANDS:
+            for message in TRAINING_STATE_WARNINGS:
+                warnings.filterwarnings("ignore", message=re.escape(message))
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         argv = sys.argv[1:] if args is None else args
