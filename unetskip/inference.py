@@ -79,8 +79,8 @@ class Inferer:
         tile_batch_size: windows per forward pass.
         flip_tta: average the probabilities with those of the horizontally flipped image (the flip used in
             training).
-        pad_multiple: inputs are padded to a multiple of this (32 suits smp's Unet and the from-scratch U-Net
-            up to depth 5).
+        pad_multiple: inputs are padded to a multiple of this (32 suits smp's Unet; the from-scratch U-Net
+            pads itself to its own multiple, `stem_stride * 2**depth`).
     """
 
     def __init__(
