@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The speed tables on one GPU at 256 px, in one call: each table is cut off at its time limit, so the whole
-# script ends within 8 minutes (expected: about 5 on an H100).
+# script ends within 9 minutes (expected: about 5 on an H100).
 # Prepare the wheels and data it carries with benchmarks/gpu_carry.sh, then, from the repository root on the
 # GPU machine (torch, lightning and torchmetrics installed; no network):
 #   bash benchmarks/gpu.sh
 # It prints the card and four tables, each also saved as JSON and log under $OUT (default bench_out/):
 #   default   the training defaults (bf16-mixed and channels_last, chosen automatically), with Lightning's
-#             overhead and the data loader
+#             overhead and the data loader; also unet_full_res (stem_stride 1, base_channels 16, depth 5:
+#             the full-resolution U-Net, the default before)
 #   fp32      32-true, contiguous: what the defaults gain
 #   bf16_nchw bf16-mixed, contiguous: what channels_last adds on its own
 #   compile   the defaults plus torch.compile, unet and smp_unet only (compile time = the warm-up column)
@@ -43,7 +44,9 @@ bench() {  # NAME SECONDS ARGS...: one table, cut off after SECONDS so the whole
     timeout "$seconds" "$PYTHON" -m unetskip.bench --device cuda --image-size 256 --batch-size "$BATCH" \
         --steps 20 --repeats 5 --data-root "$DATA" --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.log"
 }
-bench default 120
+sed -e 's/stem_stride: 2/stem_stride: 1/; s/base_channels: 32/base_channels: 16/; s/depth: 4/depth: 5/' \
+    configs/unet.yaml > "$OUT/unet_full_res.yaml"
+bench default 150 --configs configs/unet.yaml configs/no_skip.yaml configs/smp_unet.yaml "$OUT/unet_full_res.yaml"
 bench fp32 60 --precision 32-true --no-channels-last --skip-overhead --skip-loader
 bench bf16_nchw 60 --precision bf16-mixed --no-channels-last --skip-overhead --skip-loader
 bench compile 240 --compile --skip-overhead --skip-loader --configs configs/unet.yaml configs/smp_unet.yaml
