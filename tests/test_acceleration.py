@@ -21,21 +21,23 @@ from unetskip.segmentation_module import SegmentationModule
 
 
 @pytest.mark.parametrize(
-    ("precision", "accelerator", "cuda", "bf16", "expected"),
+    ("precision", "accelerator", "cuda", "bf16", "expected", "inference"),
     [
-        (None, "auto", False, False, "32-true"),  # a CPU machine
-        (None, "auto", True, True, "bf16-mixed"),  # an Ampere-or-later GPU
-        (None, "gpu", True, True, "bf16-mixed"),
-        (None, "cuda", True, False, "32-true"),  # a GPU without bf16 (e.g. V100)
-        (None, "cpu", True, True, "32-true"),  # the CPU asked for on a GPU machine
-        ("16-mixed", "auto", True, True, "16-mixed"),  # an explicit choice always wins
-        ("bf16-mixed", "cpu", False, False, "bf16-mixed"),
+        (None, "auto", False, False, "32-true", "32-true"),  # a CPU machine
+        (None, "auto", True, True, "bf16-mixed", "bf16-mixed"),  # an Ampere-or-later GPU
+        (None, "gpu", True, True, "bf16-mixed", "bf16-mixed"),
+        (None, "cuda", True, False, "32-true", "16-mixed"),  # a GPU without bf16 (e.g. V100)
+        (None, "cpu", True, True, "32-true", "32-true"),  # the CPU asked for on a GPU machine
+        (None, "cpu", True, False, "32-true", "32-true"),
+        ("16-mixed", "auto", True, True, "16-mixed", "16-mixed"),  # an explicit choice always wins
+        ("bf16-mixed", "cpu", False, False, "bf16-mixed", "bf16-mixed"),
     ],
 )
-def test_default_precision(monkeypatch, precision, accelerator, cuda, bf16, expected):
+def test_default_precision(monkeypatch, precision, accelerator, cuda, bf16, expected, inference):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
     assert default_precision(precision, accelerator) == expected
+    assert default_precision(precision, accelerator, fp16_fallback=True) == inference  # predict
 
 
 @pytest.mark.parametrize(

@@ -19,16 +19,22 @@ CPU_NHWC_MIN_STRIDED_1X1_CHANNELS = 16
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
 
 
-def default_precision(precision: str | int | None, accelerator: object) -> str | int:
+def default_precision(
+    precision: str | int | None, accelerator: object, fp16_fallback: bool = False
+) -> str | int:
     """`precision` itself when set; for None, `bf16-mixed` when the run will use a CUDA GPU that
-    supports bf16, else `32-true`.
+    supports bf16; on a CUDA GPU without bf16, `16-mixed` if `fp16_fallback` (inference: no gradients
+    to under- or overflow) else `32-true`; `32-true` everywhere else.
 
     `accelerator` is the Trainer's accelerator setting ("auto", "gpu", "cuda", "cpu", or an object).
     """
     if precision is not None:
         return precision
-    on_cuda = accelerator in CUDA_ACCELERATORS and torch.cuda.is_available()
-    return "bf16-mixed" if on_cuda and torch.cuda.is_bf16_supported() else "32-true"
+    if not (accelerator in CUDA_ACCELERATORS and torch.cuda.is_available()):
+        return "32-true"
+    if torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "16-mixed" if fp16_fallback else "32-true"
 
 
 def channels_last_helps(device: torch.device) -> bool:

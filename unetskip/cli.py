@@ -82,7 +82,8 @@ class UnetSkipCLI(LightningCLI):
     Checkpoints are loaded with `weights_only=True` unless `--weights_only false` is given; `fit
     --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.resume`).
     `predict` segments arbitrary images (`--input`, `--output`; see unetskip.prediction).
-    `trainer.precision: null` picks bf16-mixed on a CUDA GPU that supports it, else 32-true.
+    `trainer.precision: null` picks bf16-mixed on a CUDA GPU that supports it, else 32-true (16-mixed on
+    other CUDA GPUs for predict).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -104,7 +105,9 @@ class UnetSkipCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         name_loggers(config, self.subcommand)
         require_accelerator(config.trainer.accelerator)
-        config.trainer.precision = default_precision(config.trainer.precision, config.trainer.accelerator)
+        config.trainer.precision = default_precision(
+            config.trainer.precision, config.trainer.accelerator, fp16_fallback=self.subcommand == "predict"
+        )
         if self.subcommand and config.get("weights_only") is None:
             config.weights_only = True  # tensors and plain containers only: loading runs no code
         if self.subcommand == "fit":

@@ -267,13 +267,6 @@ def merge_manifests(parts: Sequence[Path], manifest: Path) -> list[tuple[Path, s
     return problems
 
 
-def default_precision() -> str:
-    """Mixed precision on a GPU (bf16 where supported), full precision on a CPU."""
-    if not torch.cuda.is_available():
-        return "32-true"
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-
-
 def add_predict_arguments(parser: LightningArgumentParser) -> None:
     """The options of `unetskip predict` (a LightningArgumentParser of the predict subcommand)."""
     parser.add_argument(
@@ -336,7 +329,6 @@ def add_predict_arguments(parser: LightningArgumentParser) -> None:
             "trainer.enable_progress_bar": False,  # MaskWriter shows images and img/s instead
             "trainer.enable_model_summary": False,
             "trainer.devices": 1,
-            "trainer.precision": default_precision(),
         }
     )
 
