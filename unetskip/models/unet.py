@@ -18,8 +18,10 @@ class UNet(nn.Module):
     The two switches are independent.
 
     `stem_stride=2` gives the stem's convolution stride 2, as ResNet's stem does: every stage then runs at
-    half the resolution given above and the logits are upsampled bilinearly to the input's size. On a CPU
-    this trains about 1.5x faster at the same parameter count (see README, Speed and scaling).
+    half the resolution given above and the logits are upsampled bilinearly to the input's size. The
+    parameters are the same. The configs' `stem_stride=2, base_channels=32, depth=4` has the stages of
+    `stem_stride=1, base_channels=16, depth=5` from 1/2 down, without its full-resolution stage, and trains
+    1.5x faster on a CPU (see README, Speed and scaling).
 
     Inputs of any height and width are padded on the bottom and right to a multiple of
     `stem_stride * 2**depth`, and the logits are cropped back, so the output always has the input's
