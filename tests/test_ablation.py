@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from conftest import tiny_flags
 from jsonargparse import Namespace
 
@@ -363,6 +365,23 @@ def test_notebook_command_runs_it_top_to_bottom_on_a_study(tiny_study, capsys):
     # The table, then the two plots and the side-by-side predictions as images.
     assert any("| long+short | yes | yes | 2 |" in data.get("text/markdown", "") for data in shown)
     assert sum("image/png" in data for data in shown) == 3
+
+
+def test_notebook_finds_data_given_relative_to_where_the_command_runs(
+    tiny_study, pet_root, tmp_path, monkeypatch
+):
+    """As after `ablation run --config configs/ablation_cpu.yaml` (data.root: ../shared/...) from the repo."""
+    study = shutil.copytree(tiny_study, tmp_path / "study")
+    for ckpt in study.rglob("*.ckpt"):
+        checkpoint = torch.load(ckpt, weights_only=True)
+        checkpoint["datamodule_hyper_parameters"]["root"] = os.path.relpath(pet_root, tmp_path)
+        torch.save(checkpoint, ckpt)
+    monkeypatch.chdir(tmp_path)
+    assert main(["notebook", str(study)]) == 0
+    executed = nbformat.read(study / "ablation.ipynb", as_version=4)
+    outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert sum("image/png" in output.get("data", {}) for output in outputs) == 3
 
 
 def test_notebook_command_on_a_folder_that_is_not_a_study_says_so(tmp_path, capsys):

@@ -27,9 +27,9 @@ def execute_notebook(results_dir: Path, notebook: Path = NOTEBOOK, timeout_s: in
             f"executing a notebook needs nbclient and ipykernel: pip install -e '.[notebook]' ({error})"
         ) from error
     executed = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(
-        executed, timeout=timeout_s, resources={"metadata": {"path": str(notebook.parent)}}
-    )
+    # The kernel works in this process's folder, so that relative paths in the runs' settings (a data.root
+    # of ../shared/...) mean what they meant to `ablation run`, started from the same place.
+    client = NotebookClient(executed, timeout=timeout_s, resources={"metadata": {"path": str(Path.cwd())}})
     client.execute(env={**os.environ, RESULTS_ENV: str(results_dir.resolve())})
     out = results_dir / notebook.name
     nbformat.write(executed, out)
