@@ -12,7 +12,6 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
-from unetskip.data.image_files import ImageFileDataset, collate_image_files
 from unetskip.data.oxford_pet import (
     MaskMode,
     OxfordPetDataset,
@@ -51,8 +50,7 @@ class OxfordPetDataModule(L.LightningDataModule):
     "border": (B, H, W) bool (the trimap border region), "name": [..]}`.
     The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
-    Predict serves `predict_dataset` instead (any image files, set by `unetskip predict`) and needs neither
-    `root` nor a download.
+    Predict reads any image files with `ImageFolderDataModule` instead.
     `num_workers=None` gives each process the node's CPUs shared among its processes, less one.
     Under DDP each process evaluates its own share of val and test, every image exactly once (no padding
     with repeated images), so metrics summed across processes equal those of one process.
@@ -93,17 +91,13 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.seed = seed
         self.datasets: dict[str, OxfordPetDataset] = {}
-        self.predict_dataset: ImageFileDataset | None = None
 
     def prepare_data(self) -> None:
-        """Download when asked and not already there (runs on one process only; never for predict)."""
-        predicting = self.trainer is not None and self.trainer.predicting
-        if self.download and not predicting and not dataset_is_complete(self.root):
+        """Download when asked and not already there (runs on one process only)."""
+        if self.download and not dataset_is_complete(self.root):
             download_oxford_pet(self.root)
 
     def setup(self, stage: str) -> None:
-        if stage == "predict":
-            return  # predict_dataset reads its own files
         if not dataset_is_complete(self.root):
             raise FileNotFoundError(
                 f"data.root={str(self.root)!r} is not an Oxford-IIIT Pet folder (it needs images/, "
@@ -191,16 +185,3 @@ class OxfordPetDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        """Batches of `collate_image_files`: `batch_size` resized images, or one native-size image at a time
-        (their sizes differ; tiles are batched instead)."""
-        if self.predict_dataset is None:
-            raise RuntimeError("no images to predict on: run `unetskip predict --input PATH --output DIR`")
-        return DataLoader(
-            self.predict_dataset,
-            batch_size=self.batch_size if self.predict_dataset.image_size is not None else 1,
-            shuffle=False,
-            collate_fn=collate_image_files,
-            **{**self._workers(), "persistent_workers": False},  # one pass: no workers to keep
-        )
