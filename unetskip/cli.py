@@ -96,7 +96,8 @@ class SubcommandParser(LightningArgumentParser):
 class UnetSkipCLI(CheckpointArgumentsKeptCLI):
     """LightningCLI whose data is chosen by `data.class_path` and gives the model its classes, and whose
     validate, test and predict rebuild the model and data settings from `ckpt_path` alone (given as a
-    flag or in a config file; flags and config files still override them).
+    flag or in a config file; flags and config files still override them). Their `model.net` defaults to
+    `unetskip.models.UNet`, so that the first parse, which finds `ckpt_path`, needs no network config.
 
     Checkpoints are loaded with `weights_only=True` unless `--weights_only false` is given; `fit
     --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.resume`).
