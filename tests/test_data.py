@@ -14,6 +14,7 @@ from PIL import Image
 from unetskip.data import OxfordPetDataModule, class_names_for, trimap_to_mask
 from unetskip.data.datamodule import split_trainval
 from unetskip.data.image_files import load_image
+from unetskip.data.image_size import parse_image_size
 from unetskip.data.oxford_pet import OxfordPetDataset, find_samples, read_split
 
 # Official trimap values: 1 pet, 2 background, 3 border.
@@ -148,6 +149,19 @@ def test_broken_samples_are_reported_by_name_and_skipped(pet_root, tmp_path, cap
     assert "Synthetic_cat_0.png" in caplog.text and "missing" in caplog.text
     assert "Synthetic_cat_1" in caplog.text and "differs from image size" in caplog.text
     assert "Synthetic_cat_2.jpg" in caplog.text and "unreadable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("image_size", "expected"), [(160, (160, 160)), ([96, 128], (96, 128)), ((1, 7), (1, 7))]
+)
+def test_image_size_is_height_and_width(image_size, expected):
+    assert parse_image_size(image_size) == expected
+
+
+@pytest.mark.parametrize("image_size", [0, (0, 5), (3, 4, 5), [64], (64.5, 64), (True, 3), "256"])
+def test_bad_image_size_names_the_key(image_size):
+    with pytest.raises(ValueError, match="data.image_size"):
+        parse_image_size(image_size)
 
 
 def test_missing_root_says_how_to_get_the_data(tmp_path):

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.image_files import IMAGE_SUFFIXES, FoundImages, ImageFileDataset, find_images, load_image
+from unetskip.data.image_size import parse_image_size
 from unetskip.inference import Inferer
 from unetskip.segmentation_module import SegmentationModule
 
@@ -382,8 +383,7 @@ def prepare_predict(
     stems = output_stems([found.relative(path) for path in found.paths], suffixes)
     check_output_folder(output_dir, found, stems, suffixes, options.overwrite)
 
-    size = datamodule.image_size
-    training_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    training_size = parse_image_size(datamodule.image_size)
     datamodule.predict_dataset = ImageFileDataset(
         found.paths, training_size if options.mode == "resize" else None
     )

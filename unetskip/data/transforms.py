@@ -14,6 +14,7 @@ import cv2
 import torch
 from albumentations.pytorch import ToTensorV2
 
+from unetskip.data.image_size import parse_image_size
 from unetskip.data.normalization import normalize
 
 
@@ -27,16 +28,9 @@ class NormalizeTensor(A.ImageOnlyTransform):
         return normalize(img)
 
 
-def _size(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"data.image_size must be an int or (height, width) >= 1, got {image_size!r}")
-    return size
-
-
 def train_transforms(image_size: int | tuple[int, int], ignore_index: int = 255) -> A.Compose:
     """Scale/crop, horizontal flip, small rotation, colour jitter, normalise; output (3, H, W)."""
-    height, width = _size(image_size)
+    height, width = parse_image_size(image_size)
     return A.Compose(
         [
             A.RandomResizedCrop(size=(height, width), scale=(0.5, 1.0), ratio=(0.75, 1.333)),
@@ -57,7 +51,7 @@ def train_transforms(image_size: int | tuple[int, int], ignore_index: int = 255)
 
 def eval_transforms(image_size: int | tuple[int, int]) -> A.Compose:
     """Resize to `image_size` and normalise; output (3, H, W)."""
-    height, width = _size(image_size)
+    height, width = parse_image_size(image_size)
     return A.Compose(
         [
             A.Resize(height, width),
