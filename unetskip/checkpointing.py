@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from unetskip import __version__
+from unetskip.run_config import run_folder
 
 # Bump when a checkpoint written by this code would mean something else to the next version
 # (renamed weights, other normalisation, other class order). Checkpoints without the record are format 1.
@@ -122,17 +123,13 @@ class LastCheckpoint(ModelCheckpoint):
             self._save_last(trainer)
 
 
-def run_folder_name(version: int | str | None) -> str:
-    """A logger's version as Lightning names its run folder: `version_3` for 3, the string as is."""
-    return version if isinstance(version, str) else f"version_{version}"
-
-
 def checkpoint_metadata(loggers: Sequence[Logger]) -> dict[str, Any]:
     """What a checkpoint records about the code and the runs that wrote it (plain types only)."""
     return {
         "version": __version__,
         "format": CHECKPOINT_FORMAT,
-        "loggers": [{"class": type(lg).__name__, "version": run_folder_name(lg.version)} for lg in loggers],
+        # A run's version as its folder is named: `version_3` for CSV's 3, the W&B run id as is.
+        "loggers": [{"class": type(lg).__name__, "version": run_folder(lg, ".").name} for lg in loggers],
     }
 
 

@@ -20,6 +20,7 @@ from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.utilities import rank_zero_warn
 
 from unetskip.checkpointing import METADATA_KEY, plain
+from unetskip.run_config import run_folder
 
 LAST_NAME = "last.ckpt"
 
@@ -38,10 +39,10 @@ def logger_configs(logger: Any) -> list[Namespace]:
 
 
 def runs_folder(entry: Namespace, default_root_dir: str) -> Path:
-    """`<save_dir>/<name>`, the folder that holds one sub-folder per run of this logger."""
+    """`<save_dir>/<name>`, the folder that holds one run folder per run of this logger."""
     init_args = entry.get("init_args")
     logger = instantiate_class((), {"class_path": entry.class_path, "init_args": dict(init_args or {})})
-    return Path(logger.save_dir or default_root_dir) / str(logger.name)
+    return run_folder(logger, default_root_dir).parent
 
 
 def last_checkpoints(runs: Path) -> list[Path]:
