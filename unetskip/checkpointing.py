@@ -115,7 +115,7 @@ class LastCheckpoint(ModelCheckpoint):
             return
         # Set before saving: the path is part of this callback's state in the checkpoint.
         self.last_model_path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)
-        trainer.save_checkpoint(self.last_model_path)
+        trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
         self.saved_step = trainer.global_step
         if trainer.is_global_zero:
             for logger in trainer.loggers:

@@ -16,6 +16,7 @@ from torch import nn
 
 from unetskip.acceleration import default_precision
 from unetskip.checkpointing import LastCheckpoint
+from unetskip.console import TRAINER_DEFAULTS, quiet_console
 from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.oxford_pet import class_names_for
 from unetskip.gradient_flow import StageGradientNorms
@@ -85,6 +86,12 @@ class UnetSkipCLI(LightningCLI):
     `trainer.precision: null` picks bf16-mixed on a CUDA GPU that supports it, else 32-true (16-mixed on
     other CUDA GPUs for predict).
     """
+
+    def setup_parser(
+        self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: dict[str, Any]
+    ) -> None:
+        quiet_console()  # LightningCLI's first hook: before the seed, the trainer or W&B log anything
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.mask_mode", "model.class_names", compute_fn=class_names_for)
@@ -182,7 +189,7 @@ class UnetSkipCLI(LightningCLI):
 CLI_KWARGS = {
     "save_config_callback": RunConfigCallback,
     # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
-    "trainer_defaults": {"default_root_dir": "runs"},
+    "trainer_defaults": {"default_root_dir": "runs", **TRAINER_DEFAULTS},
     # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
     # scheduler length can follow --trainer.max_epochs.
     "parser_kwargs": {"parser_mode": "omegaconf+"},

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.cli import instantiate_class
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from unetskip.checkpointing import METADATA_KEY, plain
 from unetskip.run_config import run_folder
@@ -94,6 +94,8 @@ def resume_run(config: Namespace) -> None:
     ckpt_path = Path(config.ckpt_path).resolve()
     if not ckpt_path.is_file():
         return  # Lightning's "hpc" and "registry", or a missing file that Lightning reports
+    if rank_zero_only.rank == 0:
+        print(f"resuming from {ckpt_path}")
     if ckpt_path.parent.parent.parent != runs:
         rank_zero_warn(f"{ckpt_path} is not in a run folder of {runs}: resuming into a new run")
         return

@@ -3,7 +3,7 @@
 - `variant_name`: the run name that says which network variant was trained, for any logger whose name
   is left unset, so `--model.net.skip_connections false` gets its own name without editing a config.
 - `RunConfigCallback`: saves `config.yaml` in the run's own folder (next to `checkpoints/`), so re-runs
-  never clash on one shared file, and logs the full resolved config to W&B once.
+  never clash on one shared file, prints that folder, and logs the full resolved config to W&B once.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def run_folder(logger: Logger | None, default_root_dir: str | Path) -> Path:
 
 
 class RunConfigCallback(SaveConfigCallback):
-    """Saves LightningCLI's config as `config.yaml` in the run's folder (`run_folder`) and logs it to W&B.
+    """Saves LightningCLI's config as `config.yaml` in the run's folder (`run_folder`), prints
+    `run folder: <path>`, and logs the config to W&B.
 
     The folder belongs to this run alone, so a file already there is this run's own (a resumed run) and is
     overwritten. An `AutoOfflineWandbLogger` gets the full resolved config (`trainer`, `model`, `data`,
@@ -88,6 +89,7 @@ class RunConfigCallback(SaveConfigCallback):
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         folder = run_folder(trainer.loggers[0] if trainer.loggers else None, trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
+        print(f"run folder: {folder}")  # on rank 0 only, like every call of save_config
         self.parser.save(self.config, folder / self.config_filename, skip_none=False, overwrite=True)
         for logger in trainer.loggers:
             if isinstance(logger, AutoOfflineWandbLogger):
