@@ -95,11 +95,13 @@ class LastCheckpoint(ModelCheckpoint):
     It is what `fit --ckpt_path last` resumes from. Best-model checkpoints are a separate
     `ModelCheckpoint` with a monitor.
 
-    Lightning 2.6's `ModelCheckpoint(save_top_k=0, save_last=True)` writes `last.ckpt` once, when
-    training ends (it refreshes `last.ckpt` only in a step where it wrote a top-k checkpoint), so this
-    callback writes it itself with the public `Trainer.save_checkpoint`. ModelCheckpoint still gives it
-    the folder (`dirpath`, resolved in `setup`), its state in checkpoints, `last_model_path`, the lookup
-    of `ckpt_path="last"` and the loggers' `after_save_checkpoint` (W&B's `log_model`).
+    Lightning 2.6's `ModelCheckpoint(save_top_k=0, save_last=True)` does not write `last.ckpt` at epoch
+    ends (it refreshes it there only in a step where it wrote a top-k checkpoint, and with `save_top_k=0`
+    it writes none) and would write the `every_n_train_steps` one of an epoch's last batch before that
+    epoch's validation, so this callback writes `last.ckpt` itself with the public
+    `Trainer.save_checkpoint`. ModelCheckpoint still gives it the folder (`dirpath`, resolved in `setup`),
+    its state in checkpoints, `last_model_path`, the lookup of `ckpt_path="last"` and the loggers'
+    `after_save_checkpoint` (W&B's `log_model`).
     """
 
     def __init__(self, every_n_train_steps: int = 0) -> None:
