@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from lightning.pytorch.loggers import WandbLogger
 
-# --- checkpoint section ----------------------------------------------------------------------------
-# (none: unetskip.checkpointing.LastCheckpoint uses public ModelCheckpoint and Trainer API only)
-
 # --- WandbLogger: the `anonymous` argument ---------------------------------------------------------
 # Lightning's WandbLogger (checked with lightning 2.6.6) puts `anonymous=None` into its wandb.init
 # arguments whatever it is given; `anonymous` is a named parameter, so its `**kwargs` cannot override it.

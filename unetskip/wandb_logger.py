@@ -94,7 +94,8 @@ class AutoOfflineWandbLogger(WandbLogger):
             tags=tags,
             **mode_args,
         )
-        drop_wandb_anonymous(self)  # which wandb 0.31 warns about on every run
+        # WandbLogger always passes `anonymous=None`, which wandb 0.31 warns about on every run.
+        drop_wandb_anonymous(self)
         # wandb looks for the git commit from `save_dir` and warns when that folder does not exist yet.
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         self.cli_config_logged = False
