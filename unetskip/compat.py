@@ -9,8 +9,8 @@ from lightning.pytorch.loggers import WandbLogger
 # --- WandbLogger: the `anonymous` argument ---------------------------------------------------------
 # Lightning's WandbLogger (checked with lightning 2.6.6) puts `anonymous=None` into its wandb.init
 # arguments whatever it is given; `anonymous` is a named parameter, so its `**kwargs` cannot override it.
-# wandb >= 0.23 (wandb/wandb#10909, anonymous mode removed) prints "The anonymous setting has no effect
-# and will be removed" for it on every run.
+# wandb since wandb/wandb#10909 (anonymous mode removed; checked with 0.31) prints "The anonymous
+# setting has no effect and will be removed" for it on every run.
 WANDB_INIT_ATTRIBUTE = "_wandb_init"
 
 
