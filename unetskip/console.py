@@ -5,9 +5,13 @@ warnings; nothing else by default.
 - Lightning's and Fabric's INFO messages are not shown (their loggers log WARNING and above, Lightning's
   documented way to configure its console logging): the litlogger tip, "GPU available", "Seed set to",
   "`Trainer.fit` stopped", "Restoring states from the checkpoint".
-- torch's FutureWarning "`isinstance(treespec, LeafSpec)` is deprecated", which Lightning 2.6's own
-  `lightning/pytorch/utilities/_pytree.py` raises on every run (Lightning-AI/pytorch-lightning#21326),
-  is ignored; tests/test_console.py fails once Lightning stops raising it, so the filter can go.
+- Three warnings that ask nothing of the user are ignored, each matched by message, category and the
+  module that raises it (`HIDDEN_WARNINGS`): torch's FutureWarning "`isinstance(treespec, LeafSpec)` is
+  deprecated", which Lightning 2.6's own `_pytree.py` raises on every run
+  (Lightning-AI/pytorch-lightning#21326; tests/test_console.py fails once Lightning stops raising it, so
+  that filter can go); "No seed found, seed set to 0" of test and predict without `seed_everything`
+  (the seed is in the run's config.yaml); Lightning's note that its default logger is CSVLogger when
+  TensorBoard is not installed.
 
 `TRAINER_DEFAULTS` turns Lightning's model summary off (its FLOPs column reads 0, since the module has no
 `example_input_array`); `--trainer.enable_model_summary true` shows it.
@@ -22,7 +26,16 @@ import warnings
 # The loggers of Lightning's packages (each has its own console handler unless the root logger has one).
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 PYTREE_DEPRECATION = "`isinstance(treespec, LeafSpec)` is deprecated"
-PYTREE_MODULE = r"lightning\.pytorch\.utilities\._pytree"
+# (start of the message, category, module that raises it)
+HIDDEN_WARNINGS = (
+    (PYTREE_DEPRECATION, FutureWarning, r"lightning\.pytorch\.utilities\._pytree"),
+    ("No seed found, seed set to", UserWarning, r"lightning\.fabric\.utilities\.seed"),
+    (
+        "Starting from v1.9.0, `tensorboardX` has been removed as a dependency",
+        UserWarning,
+        r"lightning\.pytorch\.trainer\.connectors\.logger_connector\.logger_connector",
+    ),
+)
 TRAINER_DEFAULTS = {"enable_model_summary": False}
 
 
@@ -30,6 +43,5 @@ def quiet_console() -> None:
     """Apply the console policy above to this process (calling it again changes nothing)."""
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings(
-        "ignore", message=re.escape(PYTREE_DEPRECATION), category=FutureWarning, module=PYTREE_MODULE
-    )
+    for message, category, module in HIDDEN_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message), category=category, module=module)
