@@ -1,15 +1,19 @@
-"""The Lightning behaviours that unetskip.compat works around or relies on, pinned: a test here fails when a
-Lightning release changes one, naming the workaround to revisit."""
+"""The upstream behaviours that unetskip.compat works around or relies on, pinned: a test here fails when a
+Lightning or wandb release changes one, naming the workaround to revisit or drop."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import wandb
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.demos.boring_classes import BoringDataModule, BoringModel
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from unetskip import compat
+from unetskip.compat import WANDB_INIT_ATTRIBUTE
+from unetskip.wandb_logger import AutoOfflineWandbLogger
 
 
 class SizedModel(BoringModel):
@@ -73,3 +77,30 @@ def test_lightning_cli_gives_modules_its_config_as_hyperparameters():
     assert cli.model.hparams["net"]["init_args"]["out_features"] == 3
     built = SizedModel(size=4, net=nn.Linear(2, 3))
     assert built.config_given is False and "net" not in built.hparams
+
+
+def init_arguments(logger: WandbLogger, monkeypatch) -> dict:
+    """The keyword arguments `logger` passes to wandb.init when its run starts."""
+    received = {}
+
+    def fake_init(**kwargs):
+        received.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(wandb, "init", fake_init)
+    with pytest.raises(RuntimeError, match="stop here"):
+        logger.experiment  # noqa: B018 (the property starts the run)
+    return received
+
+
+def test_lightning_wandb_logger_still_passes_anonymous(tmp_path, monkeypatch):
+    logger = WandbLogger(save_dir=str(tmp_path), offline=False)
+    assert "anonymous" in getattr(logger, WANDB_INIT_ATTRIBUTE)
+    assert init_arguments(logger, monkeypatch)["anonymous"] is None
+
+
+def test_our_logger_passes_no_anonymous_and_its_mode(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    received = init_arguments(AutoOfflineWandbLogger(save_dir=str(tmp_path), project="p"), monkeypatch)
+    assert "anonymous" not in received
+    assert (received["mode"], received["project"], received["dir"]) == ("offline", "p", str(tmp_path))

@@ -13,7 +13,9 @@ from PIL import Image
 
 from unetskip.data import OxfordPetDataModule, class_names_for, trimap_to_mask
 from unetskip.data.datamodule import split_trainval
-from unetskip.data.oxford_pet import load_rgb, read_split
+from unetskip.data.image_files import load_image
+from unetskip.data.image_size import parse_image_size
+from unetskip.data.oxford_pet import OxfordPetDataset, find_samples, read_split
 
 # Official trimap values: 1 pet, 2 background, 3 border.
 TRIMAP = np.array([[2, 2, 3], [3, 1, 1]], dtype=np.uint8)
@@ -56,12 +58,49 @@ def test_split_lists_skip_comments(tmp_path):
     assert read_split(tmp_path, "test") == ["A_1", "B_2"]
 
 
-def test_load_rgb_converts_gif_and_rgba_named_jpg(tmp_path):
+def test_load_image_converts_gif_and_rgba_named_jpg(tmp_path):
     gif, rgba = tmp_path / "cat.jpg", tmp_path / "dog.jpg"
     Image.fromarray(np.full((5, 7), 3, np.uint8), mode="L").convert("P").save(gif, format="GIF")
     Image.fromarray(np.full((4, 6, 4), 200, np.uint8), mode="RGBA").save(rgba, format="PNG")
-    assert load_rgb(gif).shape == (5, 7, 3)
-    assert load_rgb(rgba).shape == (4, 6, 3)
+    assert load_image(gif).shape == (5, 7, 3)
+    assert load_image(rgba).shape == (4, 6, 3)
+
+
+def write_rotated_sample(root: Path, name: str, trimap_shape: tuple[int, int]) -> np.ndarray:
+    """A JPEG stored 12 high and 20 wide with EXIF orientation 6 (displayed 20 high, 12 wide: turned 90
+    degrees clockwise) and a trimap of `trimap_shape`; returns the stored pixels."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True, exist_ok=True)
+    stored = np.zeros((12, 20, 3), np.uint8)
+    stored[:, :10] = 255  # left half white as stored: the top half as displayed
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(root / "images" / f"{name}.jpg", exif=exif, quality=100)
+    Image.fromarray(np.full(trimap_shape, 1, np.uint8)).save(root / "annotations" / "trimaps" / f"{name}.png")
+    return stored
+
+
+def test_training_sees_an_exif_rotated_photo_as_displayed(tmp_path):
+    write_rotated_sample(tmp_path, "Turned_1", trimap_shape=(20, 12))  # the trimap fits the displayed image
+    write_rotated_sample(tmp_path, "Turned_2", trimap_shape=(12, 20))  # it fits the stored pixels only
+    samples = find_samples(tmp_path, ["Turned_1", "Turned_2"])
+    assert [sample.name for sample in samples] == ["Turned_1"]
+
+    def to_tensor(image, mask, masks):
+        return {"image": torch.tensor(image), "mask": torch.tensor(mask), "masks": masks}
+
+    item = OxfordPetDataset(samples, to_tensor)[0]
+    image = item["image"].numpy()  # (H, W, 3) as the transform got it
+    assert image.shape == (20, 12, 3) and item["mask"].shape == (20, 12)
+    np.testing.assert_array_equal(image, load_image(tmp_path / "images" / "Turned_1.jpg"))
+    assert image[:10].min() > 240 and image[10:].max() < 15  # white on top, as displayed
+
+
+def test_a_mask_fitting_only_the_stored_pixels_is_named(tmp_path, caplog):
+    write_rotated_sample(tmp_path, "Turned_2", trimap_shape=(12, 20))
+    with caplog.at_level(logging.WARNING):
+        assert find_samples(tmp_path, ["Turned_2"]) == []
+    assert "trimap size (20, 12) differs from image size (12, 20) (as displayed) for Turned_2" in caplog.text
 
 
 def file_snapshot(root: Path) -> dict[str, float]:
@@ -112,6 +151,19 @@ def test_broken_samples_are_reported_by_name_and_skipped(pet_root, tmp_path, cap
     assert "Synthetic_cat_2.jpg" in caplog.text and "unreadable" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("image_size", "expected"), [(160, (160, 160)), ([96, 128], (96, 128)), ((1, 7), (1, 7))]
+)
+def test_image_size_is_height_and_width(image_size, expected):
+    assert parse_image_size(image_size) == expected
+
+
+@pytest.mark.parametrize("image_size", [0, (0, 5), (3, 4, 5), [64], (64.5, 64), (True, 3), "256"])
+def test_bad_image_size_names_the_key(image_size):
+    with pytest.raises(ValueError, match="data.image_size"):
+        parse_image_size(image_size)
+
+
 def test_missing_root_says_how_to_get_the_data(tmp_path):
     dm = OxfordPetDataModule(root=str(tmp_path / "nowhere"), num_workers=0)
     with pytest.raises(FileNotFoundError, match="data.download=true"):
@@ -142,5 +194,5 @@ def test_real_subset_loads_with_its_odd_files():
     sample = dm.datasets["train"][0]
     assert sample["image"].shape == (3, 64, 64)
     # Abyssinian_5.jpg is an RGBA PNG; it must load as RGB like the rest.
-    assert load_rgb(root / "images" / "Abyssinian_5.jpg").shape[2] == 3
+    assert load_image(root / "images" / "Abyssinian_5.jpg").shape[2] == 3
     assert len(set(names)) == 322

@@ -11,18 +11,39 @@ import torch
 from PIL import Image
 from torch import nn
 
-from unetskip.data.image_files import load_image
-from unetskip.data.transforms import eval_transforms
+from unetskip.data.datamodule import OxfordPetDataModule
+from unetskip.data.image_files import ImageFileDataset, load_image
+from unetskip.data.normalization import denormalize
+from unetskip.data.transforms import eval_transforms, train_transforms
 from unetskip.inference import Inferer, ProbabilityNet, class_probabilities, normalize, window_starts
 from unetskip.models import UNet
 from unetskip.prediction import output_stems, output_suffixes
 
 
-def test_normalize_matches_the_evaluation_transform():
+@pytest.mark.parametrize("transforms", [eval_transforms((9, 11)), train_transforms((9, 11))])
+def test_training_and_evaluation_transforms_normalise_as_predict(transforms):
     image = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
-    expected = eval_transforms((9, 11))(image=image)["image"]  # (3, 9, 11)
-    actual = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])[0]
-    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+    output = transforms(image=image, mask=np.zeros((9, 11), np.uint8))["image"]  # (3, 9, 11) float32
+    assert output.dtype == torch.float32
+    # Whatever the augmentations did to the pixels, normalize(their uint8 values) is what the network gets.
+    pixels = torch.from_numpy(denormalize(output[None])).permute(0, 3, 1, 2)  # (1, 3, 9, 11) uint8
+    assert torch.equal(normalize(pixels)[0], output)
+    # The ImageNet statistics: 0.485 * 255 is the red channel's zero.
+    torch.testing.assert_close(
+        normalize(torch.full((3, 1, 1), 124, dtype=torch.uint8))[0, 0, 0],
+        torch.tensor((124 - 0.485 * 255) / (0.229 * 255)),
+    )
+
+
+def test_an_evaluation_batch_equals_the_predict_input_of_the_same_file(pet_root):
+    datamodule = OxfordPetDataModule(root=str(pet_root), image_size=(24, 40), num_workers=0)
+    datamodule.setup("test")
+    dataset = datamodule.datasets["test"]
+    paths = [sample.image_path for sample in dataset.samples]
+    predict_inputs = ImageFileDataset(paths, image_size=(24, 40))  # predict --mode resize
+    for index in range(len(dataset)):
+        pixels = predict_inputs[index]["image"]  # uint8 (3, 24, 40)
+        assert torch.equal(dataset[index]["image"], normalize(pixels))
 
 
 class NeedsMultipleOf32(nn.Module):

@@ -12,13 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
 from conftest import make_pet_folder, tiny_flags
 from jsonargparse import Namespace, dict_to_namespace
+from lightning.pytorch.demos.boring_classes import BoringModel
 
-from unetskip.checkpointing import AtomicCheckpointIO
+from unetskip.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from unetskip.cli import cli_main
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader
 from unetskip.resume import resume_run
@@ -229,3 +231,54 @@ def test_last_is_the_newest_run_of_the_same_network_and_continues_it(tmp_path):
     with pytest.warns(UserWarning, match=r"\(2 of other networks, newest .*version_1.*starting a new run"):
         resume_run(config)
     assert config.ckpt_path is None and "version" not in config.trainer.logger.init_args
+
+
+class RecordingCheckpointIO(AtomicCheckpointIO):
+    """Records `(file name, global step)` of every checkpoint written, in `events`."""
+
+    def __init__(self, events: list) -> None:
+        super().__init__()
+        self.events = events
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        self.events.append((Path(path).name, checkpoint["global_step"]))
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
+class RecordingValidation(L.Callback):
+    def __init__(self, events: list) -> None:
+        self.events = events
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.events.append(("validation", trainer.global_step))
+
+
+@pytest.mark.parametrize(
+    ("every_n_train_steps", "expected_steps"),
+    # 2 epochs of 5 steps: every epoch's end after its validation, every N steps but the epoch's last.
+    [(0, [5, 10]), (2, [2, 4, 5, 6, 8, 10]), (5, [5, 10])],
+)
+def test_last_checkpoint_every_epoch_after_validation_and_every_n_steps(
+    every_n_train_steps, expected_steps, tmp_path
+):
+    events = []
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=5,
+        limit_val_batches=1,
+        callbacks=[LastCheckpoint(every_n_train_steps), RecordingValidation(events)],
+        plugins=[RecordingCheckpointIO(events)],
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(BoringModel())
+    saves = [step for name, step in events if name == "last.ckpt"]
+    assert saves == expected_steps
+    assert {name for name, _ in events} == {"last.ckpt", "validation"}
+    for epoch_end in (5, 10):  # written after that epoch's validation
+        assert events.index(("validation", epoch_end)) < events.index(("last.ckpt", epoch_end))
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 10

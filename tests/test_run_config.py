@@ -1,11 +1,17 @@
-"""Run names that say the variant, and which loggers get them."""
+"""Run names that say the variant, and which loggers get them; the run folder."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightning as L
 import pytest
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
-from unetskip.run_config import name_loggers, variant_name
+from unetskip.run_config import name_loggers, run_folder, variant_name
+from unetskip.wandb_logger import AutoOfflineWandbLogger
 
 UNET = "unetskip.models.UNet"
 
@@ -73,3 +79,27 @@ def test_other_subcommands_get_a_suffix():
     config = config_with(logger("unetskip.wandb_logger.AutoOfflineWandbLogger", None))
     name_loggers(config, "test")
     assert config.trainer.logger.init_args.name == "unet-noskip-residual-seed3-test"
+
+
+@pytest.mark.parametrize(
+    ("make_logger", "expected"),
+    [
+        (lambda root: None, ""),
+        (lambda root: CSVLogger(root / "logs", name="unet"), "logs/unet/version_0"),
+        (lambda root: CSVLogger(root / "logs", name="unet", version=3), "logs/unet/version_3"),
+        (lambda root: CSVLogger(root / "logs", name="unet", version="resumed"), "logs/unet/resumed"),
+        (
+            lambda root: AutoOfflineWandbLogger(save_dir=str(root / "w"), version="abc123"),
+            "w/unetskip/abc123",
+        ),
+    ],
+)
+def test_run_folder_is_where_lightning_puts_the_checkpoints(make_logger, expected, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    logger = make_logger(tmp_path)
+    folder = run_folder(logger, tmp_path)
+    assert folder == tmp_path / expected
+    checkpoint = ModelCheckpoint()
+    trainer = L.Trainer(logger=logger or False, callbacks=[checkpoint], default_root_dir=tmp_path)
+    checkpoint.setup(trainer, L.LightningModule(), "fit")
+    assert Path(checkpoint.dirpath) == folder / "checkpoints"

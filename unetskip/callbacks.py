@@ -13,6 +13,13 @@ class TrainThroughput(L.Callback):
 
     The clock runs from the start of the epoch's first batch fetch to the end of its last optimizer
     step; validation, which Lightning runs after the last training batch, is not counted.
+
+    Lightning's `ThroughputMonitor` measures something else, so it does not replace this: it logs per
+    step, straight to the loggers (no per-epoch value in `callback_metrics`), the rate over a sliding
+    window of `window_size` batches (none at all until 100 batches by default) measured between batch
+    ends, so the first batch's loading (worker start-up) is left out, while the time spent between
+    epochs (checkpoint writes) is counted; it also needs a `batch_size_fn` and warns on every fit when
+    the module has no `flops_per_batch`.
     """
 
     def __init__(self) -> None:

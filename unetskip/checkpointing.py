@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import lightning as L
 import torch
@@ -23,6 +24,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from unetskip import __version__
+from unetskip.run_config import run_folder
 
 # Bump when a checkpoint written by this code would mean something else to the next version
 # (renamed weights, other normalisation, other class order). Checkpoints without the record are format 1.
@@ -87,11 +89,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """Keeps `last.ckpt` in the run's checkpoint folder: after every epoch, and every
-    `every_n_train_steps` optimizer steps when that is > 0 (to resume mid-epoch after a crash).
+    """Keeps `last.ckpt` in the run's checkpoint folder: after every epoch (after its validation), and
+    every `every_n_train_steps` optimizer steps when that is > 0 (to resume mid-epoch after a crash).
 
     It is what `fit --ckpt_path last` resumes from. Best-model checkpoints are a separate
     `ModelCheckpoint` with a monitor.
+
+    Lightning 2.6's `ModelCheckpoint(save_top_k=0, save_last=True)` does not write `last.ckpt` at epoch
+    ends (it refreshes it there only in a step where it wrote a top-k checkpoint, and with `save_top_k=0`
+    it writes none) and would write the `every_n_train_steps` one of an epoch's last batch before that
+    epoch's validation, so this callback writes `last.ckpt` itself with the public
+    `Trainer.save_checkpoint`. ModelCheckpoint still gives it the folder (`dirpath`, resolved in `setup`),
+    its state in checkpoints, `last_model_path`, the lookup of `ckpt_path="last"` and the loggers'
+    `after_save_checkpoint` (W&B's `log_model`).
     """
 
     def __init__(self, every_n_train_steps: int = 0) -> None:
@@ -99,32 +109,39 @@ class LastCheckpoint(ModelCheckpoint):
             raise ValueError(f"last_checkpoint.every_n_train_steps must be >= 0, got {every_n_train_steps}")
         super().__init__(save_top_k=0, save_last=True, enable_version_counter=False)
         self.every_n_train_steps = every_n_train_steps
+        self.saved_step = 0  # the global step last.ckpt holds (none is written before the first step)
 
-    def _save_last(self, trainer: L.Trainer) -> None:
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def write_last(self, trainer: L.Trainer) -> None:
+        """Write `last.ckpt` unless it holds this step already (or this is a `fast_dev_run`)."""
+        if trainer.fast_dev_run or trainer.global_step == self.saved_step:
+            return
+        # Set before saving: the path is part of this callback's state in the checkpoint.
+        self.last_model_path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)
+        trainer.save_checkpoint(self.last_model_path, weights_only=self.save_weights_only)
+        self.saved_step = trainer.global_step
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        # The last batch of an epoch is saved after its validation, by the epoch-end hooks.
+        # The epoch's last batch is saved by `on_train_epoch_end`, after the epoch's validation.
+        last_batch = batch_idx + 1 >= trainer.num_training_batches
         every = self.every_n_train_steps
-        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
         if every > 0 and trainer.global_step % every == 0 and not last_batch:
-            self._save_last(trainer)
+            self.write_last(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last(trainer)
+        # Lightning runs the epoch's validation before this hook: the checkpoint holds a finished epoch.
+        self.write_last(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last(trainer)
+        """Nothing: a validation inside an epoch is no reason to write `last.ckpt`."""
 
-
-def run_folder_name(version: int | str | None) -> str:
-    """A logger's version as Lightning names its run folder: `version_3` for 3, the string as is."""
-    return version if isinstance(version, str) else f"version_{version}"
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # An epoch stopped early (max_steps, a callback's should_stop) ends without on_train_epoch_end.
+        self.write_last(trainer)
 
 
 def checkpoint_metadata(loggers: Sequence[Logger]) -> dict[str, Any]:
@@ -132,7 +149,8 @@ def checkpoint_metadata(loggers: Sequence[Logger]) -> dict[str, Any]:
     return {
         "version": __version__,
         "format": CHECKPOINT_FORMAT,
-        "loggers": [{"class": type(lg).__name__, "version": run_folder_name(lg.version)} for lg in loggers],
+        # A run's version as its folder is named: `version_3` for CSV's 3, the W&B run id as is.
+        "loggers": [{"class": type(lg).__name__, "version": run_folder(lg, ".").name} for lg in loggers],
     }
 
 

@@ -16,6 +16,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 from unetskip.acceleration import default_precision
 from unetskip.checkpointing import LastCheckpoint
 from unetskip.compat import CheckpointArgumentsKeptCLI
+from unetskip.console import TRAINER_DEFAULTS, quiet_console
 from unetskip.gradient_flow import StageGradientNorms
 from unetskip.guards import require_accelerator
 from unetskip.mask_overlays import ValidationMaskOverlays
@@ -107,6 +108,12 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
     other CUDA GPUs for predict).
     """
 
+    def setup_parser(
+        self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: dict[str, Any]
+    ) -> None:
+        quiet_console()  # LightningCLI's first hook: before the seed, the trainer or W&B log anything
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         subcommand = parser.command if isinstance(parser, SubcommandParser) else None
         parser.set_defaults({"data": {"class_path": DEFAULT_DATA_CLASS}})
@@ -193,7 +200,7 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
 CLI_KWARGS = {
     "save_config_callback": RunConfigCallback,
     # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
-    "trainer_defaults": {"default_root_dir": "runs"},
+    "trainer_defaults": {"default_root_dir": "runs", **TRAINER_DEFAULTS},
     "parser_class": SubcommandParser,
     "parser_kwargs": {
         # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a

@@ -1,8 +1,8 @@
-"""The project's only uses of private Lightning APIs, each where no public way exists.
+"""The project's only uses of private Lightning and wandb APIs, each where no public way exists.
 
-Every workaround names its upstream issue, applies only to the Lightning versions it was checked against
-(`CHECKED_LIGHTNING`), and has a test in tests/test_compat.py that fails once upstream behaves
-differently, so that a Lightning upgrade shows at once which workaround to revisit or drop.
+Every workaround names its upstream issue, applies only to the versions it was checked against, and has a
+test in tests/test_compat.py that fails once upstream behaves differently, so that an upgrade shows at once
+which workaround to revisit or drop.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import lightning
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.core.mixins import hparams_mixin
+from lightning.pytorch.loggers import WandbLogger
 from packaging.version import Version
 
 # The Lightning releases these workarounds were checked against: 2.4 (the oldest pyproject.toml allows)
@@ -48,3 +49,18 @@ def lightning_cli_config_given() -> bool:
         else getattr(hparams_mixin, "_given_hyperparameters", None)
     )
     return given is not None and given.get() is not None
+
+
+# --- WandbLogger: the `anonymous` argument ---------------------------------------------------------
+# Lightning's WandbLogger (checked with lightning 2.6.6) puts `anonymous=None` into its wandb.init
+# arguments whatever it is given; `anonymous` is a named parameter, so its `**kwargs` cannot override it.
+# wandb since wandb/wandb#10909 (anonymous mode removed; checked with 0.31) prints "The anonymous
+# setting has no effect and will be removed" for it on every run.
+WANDB_INIT_ATTRIBUTE = "_wandb_init"
+
+
+def drop_wandb_anonymous(logger: WandbLogger) -> None:
+    """Remove `anonymous` from the arguments `logger` will pass to wandb.init, if it still puts it there."""
+    init_args = getattr(logger, WANDB_INIT_ATTRIBUTE, None)
+    if isinstance(init_args, dict):
+        init_args.pop("anonymous", None)

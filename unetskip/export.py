@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from jsonargparse import auto_cli
 
+from unetskip.data.image_size import parse_image_size
 from unetskip.inference import ProbabilityNet
 from unetskip.segmentation_module import SegmentationModule
 
@@ -102,8 +103,7 @@ def export(ckpt_path: str, output: str = "model.onnx") -> None:
     data = (
         torch.load(ckpt_path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
     )
-    size = data.get("image_size", 256)
-    training_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    training_size = parse_image_size(data.get("image_size", 256))
 
     path = Path(output)
     export_onnx(module.net, path, training_size, module.class_names)

@@ -12,16 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unetskip.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from unetskip.data.normalization import normalize
 
 Network = Callable[[torch.Tensor], torch.Tensor]
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB (B, 3, H, W) -> float32 (B, 3, H, W), normalised as in training."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
-    return (images.float() - mean) / std
 
 
 def class_probabilities(net: Network, images: torch.Tensor, pad_multiple: int = 32) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
 
-from unetskip.data.transforms import denormalize
+from unetskip.data.normalization import denormalize
 
 
 def wandb_logger_of(trainer: L.Trainer) -> WandbLogger | None:

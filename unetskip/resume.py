@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.cli import instantiate_class
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from unetskip.checkpointing import METADATA_KEY, plain
+from unetskip.run_config import run_folder
 
 LAST_NAME = "last.ckpt"
 
@@ -38,10 +39,10 @@ def logger_configs(logger: Any) -> list[Namespace]:
 
 
 def runs_folder(entry: Namespace, default_root_dir: str) -> Path:
-    """`<save_dir>/<name>`, the folder that holds one sub-folder per run of this logger."""
+    """`<save_dir>/<name>`, the folder that holds one run folder per run of this logger."""
     init_args = entry.get("init_args")
     logger = instantiate_class((), {"class_path": entry.class_path, "init_args": dict(init_args or {})})
-    return Path(logger.save_dir or default_root_dir) / str(logger.name)
+    return run_folder(logger, default_root_dir).parent
 
 
 def last_checkpoints(runs: Path) -> list[Path]:
@@ -93,6 +94,8 @@ def resume_run(config: Namespace) -> None:
     ckpt_path = Path(config.ckpt_path).resolve()
     if not ckpt_path.is_file():
         return  # Lightning's "hpc" and "registry", or a missing file that Lightning reports
+    if rank_zero_only.rank == 0:
+        print(f"resuming from {ckpt_path}")
     if ckpt_path.parent.parent.parent != runs:
         rank_zero_warn(f"{ckpt_path} is not in a run folder of {runs}: resuming into a new run")
         return

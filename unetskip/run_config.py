@@ -3,7 +3,7 @@
 - `variant_name`: the run name that says which network variant was trained, for any logger whose name
   is left unset, so `--model.net.skip_connections false` gets its own name without editing a config.
 - `RunConfigCallback`: saves `config.yaml` in the run's own folder (next to `checkpoints/`), so re-runs
-  never clash on one shared file, and logs the full resolved config to W&B once.
+  never clash on one shared file, prints that folder, and logs the full resolved config to W&B once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import lightning as L
 import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
+from lightning.pytorch.loggers import Logger
 
 from unetskip.wandb_logger import AutoOfflineWandbLogger
 
@@ -57,21 +58,23 @@ def name_loggers(config: Namespace, subcommand: str | None = "fit") -> None:
             logger.init_args.name = variant_name(config.model.net, config.get("seed_everything")) + suffix
 
 
-def run_folder(trainer: L.Trainer) -> Path:
-    """The run's own folder: where ModelCheckpoint (with no `dirpath`) puts `checkpoints/`.
+def run_folder(logger: Logger | None, default_root_dir: str | Path) -> Path:
+    """The folder of the run that `logger` (the trainer's first) logs: where ModelCheckpoint (with no
+    `dirpath`) puts `checkpoints/` and `RunConfigCallback` the config.
 
     `<save_dir>/<name>/version_<n>` for CSV and TensorBoard, `<save_dir>/<project>/<run id>` for W&B,
-    `default_root_dir` without a logger.
+    `default_root_dir` without a logger. Its parent holds all runs of that logger (`unetskip.resume`),
+    its name is the run's version as checkpoints record it (`unetskip.checkpointing`).
     """
-    if not trainer.loggers:
-        return Path(trainer.default_root_dir)
-    logger = trainer.loggers[0]
+    if logger is None:
+        return Path(default_root_dir)
     version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
-    return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
+    return Path(logger.save_dir or default_root_dir) / str(logger.name) / version
 
 
 class RunConfigCallback(SaveConfigCallback):
-    """Saves LightningCLI's config as `config.yaml` in `run_folder(trainer)` and logs it to W&B.
+    """Saves LightningCLI's config as `config.yaml` in the run's folder (`run_folder`), prints
+    `run folder: <path>`, and logs the config to W&B.
 
     The folder belongs to this run alone, so a file already there is this run's own (a resumed run) and is
     overwritten. An `AutoOfflineWandbLogger` gets the full resolved config (`trainer`, `model`, `data`,
@@ -84,8 +87,9 @@ class RunConfigCallback(SaveConfigCallback):
         super().__init__(parser, config, config_filename, overwrite=True, save_to_log_dir=False)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        folder = run_folder(trainer)
+        folder = run_folder(trainer.loggers[0] if trainer.loggers else None, trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
+        print(f"run folder: {folder}")  # on rank 0 only, like every call of save_config
         self.parser.save(self.config, folder / self.config_filename, skip_none=False, overwrite=True)
         for logger in trainer.loggers:
             if isinstance(logger, AutoOfflineWandbLogger):

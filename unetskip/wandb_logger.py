@@ -17,6 +17,8 @@ import wandb
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from unetskip.compat import drop_wandb_anonymous
+
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 
@@ -92,8 +94,8 @@ class AutoOfflineWandbLogger(WandbLogger):
             tags=tags,
             **mode_args,
         )
-        # WandbLogger passes `anonymous=None`, which wandb 0.31 warns about on every run.
-        self._wandb_init.pop("anonymous", None)
+        # WandbLogger always passes `anonymous=None`, which wandb 0.31 warns about on every run.
+        drop_wandb_anonymous(self)
         # wandb looks for the git commit from `save_dir` and warns when that folder does not exist yet.
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         self.cli_config_logged = False

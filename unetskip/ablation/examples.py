@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from unetskip.ablation.worker import RESULT_FILE
 from unetskip.data.datamodule import OxfordPetDataModule
-from unetskip.data.transforms import denormalize
+from unetskip.data.normalization import denormalize
 from unetskip.metrics import SegmentationScores
 from unetskip.segmentation_module import SegmentationModule
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from unetskip.bench.settings import Settings
 from unetskip.data.datamodule import OxfordPetDataModule
-from unetskip.data.oxford_pet import load_rgb
+from unetskip.data.image_files import load_image
 
 
 @dataclass
@@ -55,7 +55,7 @@ def measure_loader(
     for index, sample in enumerate(dataset.samples[:samples]):
         dataset[index]  # untimed: brings the files into the page cache, as in any epoch but the first
         start = time.perf_counter()
-        load_rgb(sample.image_path)
+        load_image(sample.image_path)
         with Image.open(sample.trimap_path) as trimap:
             np.asarray(trimap)
         decode += time.perf_counter() - start

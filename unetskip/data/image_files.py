@@ -16,13 +16,15 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 from torch.utils.data import Dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 LIST_SUFFIX = ".txt"
 # Pillow modes holding more than 8 bits per grey level; they are scaled to 8 bits, not clipped.
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# EXIF orientations that turn the image by 90 or 270 degrees: its displayed width is its stored height.
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def is_image_file(path: Path) -> bool:
@@ -109,8 +111,18 @@ class UnreadableImageError(ValueError):
     """An image file that cannot be decoded; the message says why."""
 
 
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """An opened image's (width, height) as `load_image` returns it (EXIF orientation applied), read from
+    the header alone."""
+    width, height = image.size
+    if image.getexif().get(ExifTags.Base.Orientation) in TRANSPOSING_ORIENTATIONS:
+        return height, width
+    return width, height
+
+
 def load_image(path: Path) -> np.ndarray:
-    """Any image file -> (H, W, 3) uint8 RGB, upright by its EXIF orientation.
+    """Any image file -> (H, W, 3) uint8 RGB, upright by its EXIF orientation: the one decoder of
+    training, evaluation and predict, so a photo is seen as displayed everywhere.
 
     Grey, palette, CMYK and RGBA images are converted to RGB (alpha is dropped, as in training);
     16-bit grey levels are scaled to 8 bits; an animated GIF or multi-page TIFF gives its first frame.

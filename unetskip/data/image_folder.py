@@ -14,6 +14,7 @@ from unetskip.data.image_files import (
     collate_image_files,
     find_images,
 )
+from unetskip.data.image_size import parse_image_size
 
 
 class ImageFolderDataModule(L.LightningDataModule):
@@ -40,7 +41,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.source = source
-        self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        self.image_size = parse_image_size(image_size)
         self.resize = resize
         self.batch_size = batch_size
         self.num_workers = num_workers

@@ -18,6 +18,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from unetskip.data.image_files import UnreadableImageError, displayed_size, load_image
+
 log = logging.getLogger(__name__)
 
 MaskMode = Literal["binary", "binary_ignore_border", "trimap"]
@@ -64,12 +66,6 @@ def read_split(root: Path, split: Literal["trainval", "test"]) -> list[str]:
     return names
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Any image file (JPEG, or a GIF / RGBA PNG named .jpg) -> (H, W, 3) uint8 RGB."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 @dataclass(frozen=True)
 class PetSample:
     name: str
@@ -78,7 +74,8 @@ class PetSample:
 
 
 def check_sample(root: Path, name: str) -> tuple[PetSample | None, str]:
-    """Find a sample's files and compare their sizes from the headers (no full decode).
+    """Find a sample's files and compare their sizes from the headers (no full decode): the image's
+    displayed size (EXIF orientation applied, as `load_image` decodes it) with the trimap's stored size.
 
     Returns the sample and "" when usable, else None and the reason.
     """
@@ -91,11 +88,12 @@ def check_sample(root: Path, name: str) -> tuple[PetSample | None, str]:
             return None, f"missing file {path}"
         try:
             with Image.open(path) as image:
-                sizes.append(image.size)
+                # A mask is never turned by EXIF orientation: its stored size is its size.
+                sizes.append(displayed_size(image) if path == sample.image_path else image.size)
         except (OSError, UnidentifiedImageError) as error:
             return None, f"unreadable file {path}: {error}"
     if sizes[0] != sizes[1]:
-        return None, f"trimap size {sizes[1]} differs from image size {sizes[0]} for {name}"
+        return None, f"trimap size {sizes[1]} differs from image size {sizes[0]} (as displayed) for {name}"
     return sample, ""
 
 
@@ -146,10 +144,10 @@ class OxfordPetDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         sample = self.samples[index]
         try:
-            image = load_rgb(sample.image_path)
+            image = load_image(sample.image_path)  # (H, W, 3) as displayed
             with Image.open(sample.trimap_path) as trimap_file:
-                trimap = np.asarray(trimap_file)
-        except (OSError, UnidentifiedImageError) as error:
+                trimap = np.asarray(trimap_file)  # (H, W) as stored: masks carry no orientation
+        except (OSError, UnidentifiedImageError, UnreadableImageError) as error:
             raise RuntimeError(f"could not decode sample {sample.name}: {error}") from error
         mask = trimap_to_mask(trimap, self.mask_mode, self.ignore_index)
         border = (trimap == TRIMAP_BORDER).astype(np.uint8)

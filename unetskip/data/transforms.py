@@ -1,31 +1,36 @@
 """albumentations pipelines that transform an image and its mask together.
 
 Masks are always resampled with nearest neighbour, and pixels that a geometric transform brings in
-from outside the image get `ignore_index`, so they count in no loss and no metric.
+from outside the image get `ignore_index`, so they count in no loss and no metric. The image is
+normalised last, by `unetskip.data.normalization.normalize`, as predict normalises it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import albumentations as A
 import cv2
-import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from unetskip.data.image_size import parse_image_size
+from unetskip.data.normalization import normalize
 
 
-def _size(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"data.image_size must be an int or (height, width) >= 1, got {image_size!r}")
-    return size
+class NormalizeTensor(A.ImageOnlyTransform):
+    """uint8 (3, H, W) tensor (after `ToTensorV2`) -> float32 (3, H, W) through `normalize`."""
+
+    def __init__(self) -> None:
+        super().__init__(p=1.0)
+
+    def apply(self, img: torch.Tensor, **params: Any) -> torch.Tensor:
+        return normalize(img)
 
 
 def train_transforms(image_size: int | tuple[int, int], ignore_index: int = 255) -> A.Compose:
     """Scale/crop, horizontal flip, small rotation, colour jitter, normalise; output (3, H, W)."""
-    height, width = _size(image_size)
+    height, width = parse_image_size(image_size)
     return A.Compose(
         [
             A.RandomResizedCrop(size=(height, width), scale=(0.5, 1.0), ratio=(0.75, 1.333)),
@@ -38,27 +43,19 @@ def train_transforms(image_size: int | tuple[int, int], ignore_index: int = 255)
                 p=0.5,
             ),
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
-            A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
             ToTensorV2(),
+            NormalizeTensor(),
         ]
     )
 
 
 def eval_transforms(image_size: int | tuple[int, int]) -> A.Compose:
     """Resize to `image_size` and normalise; output (3, H, W)."""
-    height, width = _size(image_size)
+    height, width = parse_image_size(image_size)
     return A.Compose(
         [
             A.Resize(height, width),
-            A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
             ToTensorV2(),
+            NormalizeTensor(),
         ]
     )
-
-
-def denormalize(images: torch.Tensor) -> np.ndarray:
-    """Normalised images (B, 3, H, W) -> uint8 RGB (B, H, W, 3) in their real colours."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    rgb = (images.float() * std + mean).clamp(0, 1) * 255
-    return rgb.round().byte().permute(0, 2, 3, 1).cpu().numpy()
