@@ -111,6 +111,14 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return blended.round().astype(np.uint8)
 
 
+def mask_from_probabilities(probabilities: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Class probabilities (C, h, w) float -> the mask predict writes, (H, W) uint8 class indices for
+    `size` (H, W): the probabilities resized bilinearly to `size` when they differ, then the argmax."""
+    if probabilities.shape[1:] != size:
+        probabilities = F.interpolate(probabilities[None], size=size, mode="bilinear", align_corners=False)[0]
+    return probabilities.argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+
 class MaskWriter(BasePredictionWriter):
     """Writes each image's outputs at its original size as its batch arrives, and a manifest row for every
     input, so memory does not grow with the number of images. `found.paths[i]` is written to
@@ -192,7 +200,7 @@ class MaskWriter(BasePredictionWriter):
             probabilities = F.interpolate(
                 probabilities[None], size=size, mode="bilinear", align_corners=False
             )[0]
-        mask = probabilities.argmax(dim=0).to(torch.uint8).cpu().numpy()  # (H, W)
+        mask = mask_from_probabilities(probabilities, size)  # (H, W)
         save_image(mask, stem.with_name(stem.name + ".png"), "PNG")
         if self.overlay:
             save_image(overlay(load_image(path), mask), stem.with_name(stem.name + ".overlay.jpg"), "JPEG")
