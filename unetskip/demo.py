@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -121,5 +120,6 @@ def serve(options: Namespace) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`python -m unetskip demo ARGS` (`args`: the arguments after `demo`; None for sys.argv[2:])."""
-    serve(demo_parser().parse_args(sys.argv[2:] if args is None else args))
+    """`python -m unetskip demo ARGS` and the console script `unetskip-demo ARGS` (`args`: ARGS; None for
+    sys.argv[1:])."""
+    serve(demo_parser().parse_args(args))

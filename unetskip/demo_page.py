@@ -144,7 +144,9 @@ class DemoPage:
             )
             with gr.Row():
                 with gr.Column(scale=1, min_width=260):
-                    photo = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo")
+                    photo = gr.Image(
+                        type="filepath", sources=["upload", "clipboard"], label="Photo", elem_id="photo"
+                    )
                     mode = gr.Radio(list(MODES), value=self.mode, label="Mode (predict's --mode)")
                     tta = gr.Checkbox(value=self.tta, label="Flip TTA (predict's --tta)")
                     threshold = gr.Slider(
@@ -161,37 +163,22 @@ class DemoPage:
                     if examples:
                         gr.Examples([[str(path)] for path in examples], inputs=[photo], label="Examples")
                 with gr.Column(scale=3 if self.comparing else 2):
-                    message = gr.Markdown(label="message")
+                    message = gr.Markdown(label="message", elem_id="message")
                     gr.HTML(legend_html(self.class_names, self.comparing))
                     views = []
                     with gr.Row():
-                        for name in names:
+                        for index, name in enumerate(names):
                             with gr.Column():
                                 views += [
-                                    gr.Image(
-                                        label=f"{name}: overlay",
-                                        format="jpeg",
-                                        interactive=False,
-                                        buttons=["fullscreen"],
+                                    self.picture(f"{name}: overlay", "jpeg", f"overlay-{index}"),
+                                    self.picture(f"{name}: mask", "png", f"mask-{index}"),
+                                    gr.DownloadButton(
+                                        f"Mask PNG of {name}", size="sm", elem_id=f"download-{index}"
                                     ),
-                                    gr.Image(
-                                        label=f"{name}: mask",
-                                        format="png",
-                                        interactive=False,
-                                        buttons=["fullscreen"],
-                                    ),
-                                    gr.DownloadButton(f"Mask PNG of {name}", size="sm"),
                                 ]
                         if self.comparing:
                             with gr.Column():
-                                views.append(
-                                    gr.Image(
-                                        label="where the masks differ",
-                                        format="png",
-                                        interactive=False,
-                                        buttons=["fullscreen"],
-                                    )
-                                )
+                                views.append(self.picture("where the masks differ", "png", "disagreement"))
             state = gr.State()
             inputs, outputs = [photo, mode, tta, threshold], [state, message, *views]
             photo.change(self.segment, inputs, outputs, preprocess=False, api_name="segment")
@@ -199,6 +186,13 @@ class DemoPage:
                 control.change(self.segment, inputs, outputs, preprocess=False, api_name=False)
             threshold.release(self.rethreshold, [state, threshold], [message, *views], api_name="threshold")
         return blocks
+
+    @staticmethod
+    def picture(label: str, image_format: str, elem_id: str) -> gr.Image:
+        """An output image (`elem_id` for scripts); `image_format` is how Gradio sends it to the browser."""
+        return gr.Image(
+            label=label, format=image_format, interactive=False, buttons=["fullscreen"], elem_id=elem_id
+        )
 
     def launch(self, host: str, port: int, examples: Sequence[Path]) -> None:
         """Serves the page on `host`:`port` until interrupted."""
