@@ -3,7 +3,7 @@ a screenshot of the page. Prints the time from upload to overlay (as the browser
 memory (resident now and at its peak).
 
     python scripts/demo_screenshot.py --ckpt_path A.ckpt [--compare_ckpt_path B.ckpt] --image photo.jpg \\
-        [--output docs/demo.png] [--mode resize] [--width 1600]
+        [--output docs/demo.png] [--mode resize] [--examples DIR] [--width 1600]
 
 Needs Debian's Chromium and its driver (`apt-get install -y chromium chromium-driver`) and Selenium
 (`pip install selenium`); neither is a dependency of the project.
@@ -66,6 +66,8 @@ def start_demo(arguments: argparse.Namespace, port: int, log: Path) -> subproces
     if arguments.compare_ckpt_path:
         command += ["--compare_ckpt_path", arguments.compare_ckpt_path]
     command += ["--mode", arguments.mode]
+    if arguments.examples:
+        command += ["--examples", arguments.examples]
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     }
@@ -142,6 +144,9 @@ def main() -> None:
     parser.add_argument("--image", required=True, type=Path, help="The photo to upload.")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "demo.png")
     parser.add_argument("--mode", default="resize", choices=("resize", "native", "tiled"))
+    parser.add_argument(
+        "--examples", help="A folder of example images for the page (--examples of the demo)."
+    )
     parser.add_argument("--width", type=int, default=1600, help="Browser window width in pixels.")
     arguments = parser.parse_args()
     port = free_port()

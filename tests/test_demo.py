@@ -103,7 +103,7 @@ def server(checkpoints, tmp_path_factory) -> Iterator[dict]:
             )
         except Exception:  # noqa: BLE001 (not listening yet)
             time.sleep(1)
-    yield {"client": client, "cwd": cwd, "tmp": tmp, "process": process, "log": log}
+    yield {"client": client, "port": port, "cwd": cwd, "tmp": tmp, "log": log}
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
     assert not list(tmp.glob("unetskip-demo-*")), "the demo left its temporary folder behind"
@@ -210,6 +210,19 @@ def test_bad_checkpoints_and_folders_stop_the_command(checkpoints, trimap, tmp_p
     paths = {"text": text, "skip": checkpoints[0], "trimap": trimap}
     with pytest.raises(SystemExit, match=message):
         demo_main([argument.format(**paths) for argument in arguments])
+
+
+def test_without_gradio_the_command_says_what_to_install(checkpoints, monkeypatch):
+    monkeypatch.setattr("unetskip.demo.DEMO_PACKAGES", ("gradio", "no_such_package_for_the_demo"))
+    with pytest.raises(SystemExit, match=r'no_such_package_for_the_demo: pip install "unetskip\[demo\]"'):
+        demo_main(["--ckpt_path", str(checkpoints[0])])
+
+
+@needs_gradio
+def test_a_taken_port_stops_the_command(server, checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # else the command sets it for this process
+    with pytest.raises(SystemExit, match=f"cannot serve on 127.0.0.1:{server['port']}"):
+        demo_main(["--ckpt_path", str(checkpoints[0]), "--port", str(server["port"])])
 
 
 @pytest.fixture(scope="module")

@@ -109,12 +109,15 @@ def serve(options: Namespace) -> None:
     from unetskip.demo_page import DemoPage
 
     try:
-        page = DemoPage(models, options.mode, options.tile_size, options.tile_overlap, options.tta, workdir)
+        page = DemoPage(models, workdir, options.mode, options.tile_size, options.tile_overlap, options.tta)
         names = " vs ".join(model.run_name for model in models)
         print(f"demo: {names} on http://{options.host}:{options.port}")
         if options.host in ("127.0.0.1", "localhost"):
             print("demo: served to this machine only; --host 0.0.0.0 serves other machines (and Docker's -p)")
-        page.launch(options.host, options.port, examples)
+        try:
+            page.launch(options.host, options.port, examples)
+        except OSError as error:  # the port is taken, the address is not this machine's
+            raise SystemExit(f"error: cannot serve on {options.host}:{options.port}: {error}") from error
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

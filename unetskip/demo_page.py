@@ -41,18 +41,18 @@ class Segmented:
 class DemoPage:
     """The page for one model, or two side by side (`models`, of the same classes).
 
-    `mode`, `tile_size`, `tile_overlap` and `tta` are predict's options (the page can switch mode and
-    TTA); the mask files offered for download are written under `workdir`.
+    The mask files offered for download are written under `workdir`; `mode`, `tile_size`, `tile_overlap`
+    and `tta` are predict's options (the page can switch mode and TTA).
     """
 
     def __init__(
         self,
         models: Sequence[TrainedModel],
+        workdir: Path,
         mode: PredictMode = "resize",
         tile_size: int | None = None,
         tile_overlap: float = 0.25,
         tta: bool = False,
-        workdir: Path = Path("."),
     ) -> None:
         self.models = list(models)
         self.mode = mode
@@ -69,6 +69,8 @@ class DemoPage:
         is decoded here, by predict's decoder): [state, message, *views]."""
         if upload is None:
             return self.blank("")
+        if mode not in MODES:  # the page offers MODES only; the API passes any value through
+            return self.blank(f"**mode {mode!r} is not one of {', '.join(MODES)}**")
         name, path = upload.get("orig_name") or "pasted image", upload["path"]
         try:
             image = load_image(Path(path))  # (H, W, 3)
