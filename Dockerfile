@@ -2,6 +2,10 @@
 #   docker build -t unetskip .
 #   docker run --rm --gpus all --ipc=host -v "$PWD/data:/data" -v "$PWD/runs:/runs" \
 #       unetskip fit --config configs/unet.yaml
+# The demo page (docs/demo.md) needs the demo extra:
+#   docker build --build-arg EXTRAS=demo -t unetskip-demo .
+#   docker run --rm -p 7860:7860 -v "$PWD/runs:/runs" --entrypoint unetskip-demo unetskip-demo \
+#       --ckpt_path runs/<run>/checkpoints/last.ckpt --host 0.0.0.0
 # BASE_IMAGE may be any image with Python >= 3.11, pip, torch and torchvision on PATH: its torch and
 # torchvision are kept as they are (scripts/docker_smoke.sh builds on a local Debian base this way).
 ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime
@@ -24,10 +28,13 @@ WORKDIR /opt/unetskip
 
 # Dependencies, from pyproject.toml alone, so that a code change reuses this layer. The base's torch and
 # torchvision become constraints: pip keeps them, or stops with a conflict, but never replaces them.
+# EXTRAS: optional dependency groups of pyproject.toml to add, comma-separated (e.g. demo, export).
+ARG EXTRAS=""
 COPY pyproject.toml ./
 RUN python -m pip list --format=freeze | grep -E '^(torch|torchvision)==' > /tmp/base-torch.txt \
-    && python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(p['build-system']['requires'] + p['project']['dependencies']))" > /tmp/requirements.txt \
+    && python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
+extras = [r for e in os.environ['EXTRAS'].split(',') if e for r in p['project']['optional-dependencies'][e]]; \
+print('\n'.join(p['build-system']['requires'] + p['project']['dependencies'] + extras))" > /tmp/requirements.txt \
     && python -m pip install --no-cache-dir -r /tmp/requirements.txt -c /tmp/base-torch.txt \
     && rm /tmp/base-torch.txt /tmp/requirements.txt
 
@@ -49,6 +56,8 @@ WORKDIR /workspace
 COPY configs ./configs
 ENV WANDB_DIR=/runs
 VOLUME ["/data", "/runs"]
+# The demo's port (python -m unetskip demo --port, default 7860), when the image has the demo extra.
+EXPOSE 7860
 USER ${USER_UID}:${USER_UID}
 ENTRYPOINT ["unetskip"]
 CMD ["--help"]

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from jsonargparse import auto_cli
 
-from unetskip.data.image_size import parse_image_size
 from unetskip.inference import ProbabilityNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.trained_model import load_trained_model
 
 EXPORT_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # Largest absolute difference allowed between onnxruntime's and PyTorch's probabilities (float32 on a CPU).
@@ -97,17 +96,14 @@ def export(ckpt_path: str, output: str = "model.onnx") -> None:
     missing = [name for name in EXPORT_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise SystemExit(f'error: export needs {", ".join(missing)}: pip install "unetskip[export]"')
-    if not Path(ckpt_path).is_file():
-        raise SystemExit(f"error: --ckpt_path {ckpt_path} is not a file")
-    module = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
-    data = (
-        torch.load(ckpt_path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
-    )
-    training_size = parse_image_size(data.get("image_size", 256))
+    try:
+        model = load_trained_model(ckpt_path)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: --ckpt_path: {error}") from error
 
     path = Path(output)
-    export_onnx(module.net, path, training_size, module.class_names)
-    differences = compare_with_onnxruntime(module.net, path, check_sizes(training_size))
+    export_onnx(model.module.net, path, model.training_size, model.class_names)
+    differences = compare_with_onnxruntime(model.module.net, path, check_sizes(model.training_size))
     for (batch, height, width), difference in differences:
         print(f"checked {batch}x3x{height}x{width}: max |onnxruntime - torch| = {difference:.2e}")
     worst = max(difference for _, difference in differences)

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from unetskip.data.image_files import FoundImages, load_image
 from unetskip.data.image_folder import ImageFolderDataModule
+from unetskip.data.image_size import parse_image_size
 from unetskip.inference import Inferer
 
 MANIFEST_NAME = "manifest.csv"
@@ -326,7 +327,7 @@ def inferer_config(
 ) -> dict[str, Any]:
     """`model.inferer` of a predict run: tiles of `tile_size` (default: the training size `image_size`)
     in tiled mode, `batch_size` tiles per forward pass, flip TTA with `tta`."""
-    training_side = image_size if isinstance(image_size, int) else max(int(side) for side in image_size)
+    training_side = max(parse_image_size(image_size))
     return {
         "class_path": f"{Inferer.__module__}.{Inferer.__name__}",
         "init_args": {

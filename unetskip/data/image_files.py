@@ -144,6 +144,15 @@ def load_image(path: Path) -> np.ndarray:
         raise UnreadableImageError(reason) from error
 
 
+def network_input(image: np.ndarray, image_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, h, w) uint8 tensor: resized bilinearly to `image_size` (h, w) when given (as
+    in evaluation), else (H, W)."""
+    if image_size is not None:
+        height, width = image_size
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(image.transpose(2, 0, 1).copy())  # (3, h, w), writable
+
+
 class ImageFileDataset(Dataset):
     """The images at `paths`, each as a dict:
 
@@ -164,12 +173,12 @@ class ImageFileDataset(Dataset):
             image = load_image(self.paths[index])  # (H, W, 3)
         except UnreadableImageError as error:
             return {"image": None, "index": index, "size": None, "error": str(error)}
-        size = image.shape[:2]
-        if self.image_size is not None:
-            height, width = self.image_size
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-        tensor = torch.from_numpy(image.transpose(2, 0, 1).copy())  # (3, h, w), writable
-        return {"image": tensor, "index": index, "size": size, "error": None}
+        return {
+            "image": network_input(image, self.image_size),
+            "index": index,
+            "size": image.shape[:2],
+            "error": None,
+        }
 
 
 def collate_image_files(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""A checkpoint alone as a model ready to use: network and weights, class names, training size, run name.
+
+`unetskip fit` saves the model's and the data module's hyperparameters in every checkpoint; they rebuild
+the network and say at which size it was trained, without a config file (as predict does).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unetskip.data.datamodule import OxfordPetDataModule
+from unetskip.data.image_files import network_input
+from unetskip.data.image_size import parse_image_size
+from unetskip.inference import Inferer
+from unetskip.prediction import PredictMode, inferer_config
+from unetskip.run_config import variant_name
+from unetskip.segmentation_module import SegmentationModule
+
+# The data module's defaults, for checkpoints that do not record a setting.
+DATA_DEFAULTS = {name: p.default for name, p in inspect.signature(OxfordPetDataModule).parameters.items()}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A checkpoint's model in eval mode on the CPU, with what it was trained on.
+
+    `training_size` is (height, width) of the training images (what predict's resize mode resizes to);
+    `run_name` is the variant name its run was logged under, e.g. `unet-skip-residual-seed42`;
+    `batch_size` its data's batch size (predict's tiles per forward pass).
+    """
+
+    module: SegmentationModule
+    training_size: tuple[int, int]
+    run_name: str
+    batch_size: int
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.module.class_names
+
+    def inferer(
+        self, mode: PredictMode, tile_size: int | None = None, tile_overlap: float = 0.25, tta: bool = False
+    ) -> Inferer:
+        """The inferer `unetskip predict --mode MODE --tile_size ... --tile_overlap ... --tta` uses."""
+        config = inferer_config(mode, tile_size, tile_overlap, tta, self.training_size, self.batch_size)
+        return Inferer(**config["init_args"])
+
+    def probabilities(self, image: np.ndarray, inferer: Inferer, resize: bool) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> class probabilities (C, h, w), as `unetskip predict` computes them:
+        (h, w) is `training_size` with `resize`, else (H, W)."""
+        tensor = network_input(image, self.training_size if resize else None)  # (3, h, w)
+        with torch.inference_mode():
+            (probabilities,) = inferer(self.module, [tensor])
+        return probabilities
+
+
+def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
+    """The model of a checkpoint written by `unetskip fit`.
+
+    Raises:
+        FileNotFoundError: `ckpt_path` is not a file.
+        ValueError: it is not a checkpoint that rebuilds its model alone (not a checkpoint, a network
+            built in Python, weights of another architecture); the message names the file.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} is not a file")
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+        module = SegmentationModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 (unpickling, missing keys, shapes: all mean the same here)
+        raise ValueError(f"checkpoint {path} cannot rebuild a unetskip model: {error}") from error
+    data = contents.get("datamodule_hyper_parameters") or {}
+    training_size = parse_image_size(data.get("image_size", DATA_DEFAULTS["image_size"]))
+    run_name = variant_name(contents["hyper_parameters"]["net"], data.get("seed"))
+    return TrainedModel(
+        module.eval(), training_size, run_name, int(data.get("batch_size", DATA_DEFAULTS["batch_size"]))
+    )
