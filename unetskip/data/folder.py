@@ -58,16 +58,6 @@ class FolderDataset(Dataset):
         return {"image": out["image"], "mask": out["mask"].long(), "name": sample.stem}
 
 
-def inverse_frequency_weights(class_pixels: Sequence[int] | np.ndarray) -> list[float]:
-    """Cross-entropy class weights from pixel counts (C,): total / (C * count_c), so that the mean weight
-    over all pixels is 1; a class without pixels gets weight 0 (it has no target to weigh)."""
-    counts = np.asarray(class_pixels, dtype=np.float64)
-    present = counts > 0
-    weights = np.zeros_like(counts)
-    weights[present] = counts.sum() / (len(counts) * counts[present])
-    return weights.tolist()
-
-
 class FolderDataModule(SegmentationDataModule):
     """Your own images and masks from the folder `root` (layouts: `unetskip.data.folder_layout`).
 
