@@ -133,9 +133,12 @@ def check_split(name: str, samples: Sequence[Sample], root: Path, encoding: Mask
     """Check one split's samples (see the module docstring)."""
     report = SplitReport(name, class_pixels=np.zeros(encoding.num_classes, np.int64))
     no_mask, no_image, lossy, unreadable, mismatched, stored_size, exif = [], [], [], [], [], [], []
-    binary_255, rgb_without_palette = [], []
+    binary_255, rgb_without_palette, not_found = [], [], []
     invalid: dict[str, tuple[int, list[str]]] = defaultdict(lambda: (0, []))
     for sample in samples:
+        if sample.image is None and sample.mask is None:
+            not_found.append(f"{sample.stem!r} (no images/{sample.stem}.*, no masks/{sample.stem}.png)")
+            continue
         if sample.image is None:
             no_image.append(f"{_rel(sample.mask, root)} (no image for stem {sample.stem!r})")
             continue
@@ -185,6 +188,7 @@ def check_split(name: str, samples: Sequence[Sample], root: Path, encoding: Mask
             int(counts[encoding.ignore_index]) if encoding.ignore_index is not None else 0
         )
         report.pairs += 1
+    report.errors += _listed("listed, but neither image nor mask found", not_found)
     report.errors += _listed("image without mask", no_mask)
     report.errors += _listed("mask without image", no_image)
     report.errors += _listed("mask stored as JPEG (lossy: values smeared at edges; save it as PNG)", lossy)
