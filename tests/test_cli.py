@@ -14,6 +14,7 @@ import yaml
 from conftest import tiny_flags
 
 from unetskip.cli import TRAINING_STATE_WARNINGS, cli_main
+from unetskip.data import OxfordPetDataModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -62,13 +63,46 @@ def trained_no_skip(pet_root, tmp_path_factory):
     return ckpts[0], tmp_path
 
 
+class PetsNamedOtherwise(OxfordPetDataModule):
+    """A DataModule chosen by `data.class_path` whose class names differ from the mask mode's."""
+
+    def __init__(
+        self,
+        root: str = "data/oxford-iiit-pet",
+        download: bool = False,
+        image_size: int = 32,
+        batch_size: int = 4,
+        num_workers: int | None = 0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            root, download, image_size, batch_size=batch_size, num_workers=num_workers, seed=seed
+        )
+        self.class_names = ["ground", "animal"]
+
+
+def test_the_data_class_is_chosen_by_class_path_and_names_the_classes(pet_root, tmp_path):
+    cli = cli_main(
+        ["fit", *tiny_args(pet_root, tmp_path), "--data", "test_cli.PetsNamedOtherwise"]
+        + ["--trainer.fast_dev_run", "true"]
+    )
+    assert type(cli.datamodule) is PetsNamedOtherwise
+    assert cli.datamodule.root == pet_root and cli.datamodule.image_size == 32  # --data.root still applies
+    assert cli.model.class_names == ["ground", "animal"] and cli.model.hparams.ignore_index == 255
+    assert "val/iou/animal" in cli.trainer.callback_metrics
+
+
 def test_checkpoint_records_the_architecture(trained_no_skip):
     ckpt, _ = trained_no_skip
     hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
     assert hparams["net"]["class_path"] == "unetskip.models.UNet"
     assert hparams["net"]["init_args"]["skip_connections"] is False
+    assert hparams["class_names"] == ["background", "pet"]  # linked from the DataModule, recorded
+    data = torch.load(ckpt, weights_only=True)["datamodule_hyper_parameters"]
+    assert data["_class_path"] == "unetskip.data.OxfordPetDataModule" and data["image_size"] == 32
     config = yaml.safe_load((ckpt.parents[1] / "config.yaml").read_text())
     assert config["model"]["net"]["init_args"]["skip_connections"] is False
+    assert config["data"]["class_path"] == "unetskip.data.OxfordPetDataModule"
     assert config["model"]["lr_scheduler"]["init_args"]["T_max"] == 1  # follows max_epochs
 
 
@@ -102,6 +136,20 @@ def test_evaluate_from_the_checkpoint_alone(trained_no_skip, subcommand, tmp_pat
     assert cli.datamodule.image_size == 32
     weights = torch.load(ckpt, weights_only=True)["state_dict"]
     torch.testing.assert_close(cli.model.state_dict()["net.head.weight"], weights["net.head.weight"])
+
+
+def test_evaluate_a_checkpoint_that_names_no_data_class(trained_no_skip, tmp_path):
+    """Checkpoints written before `data.class_path` existed rebuild the Oxford-IIIT Pet DataModule."""
+    ckpt, _ = trained_no_skip
+    contents = torch.load(ckpt, weights_only=True)
+    del contents["datamodule_hyper_parameters"]["_class_path"]
+    torch.save(contents, tmp_path / "old.ckpt")
+    cli = cli_main(
+        ["test", "--ckpt_path", str(tmp_path / "old.ckpt"), "--trainer.logger", "false"]
+        + ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
+    )
+    assert type(cli.datamodule) is OxfordPetDataModule and cli.datamodule.image_size == 32
+    assert "test/dice_macro" in cli.trainer.callback_metrics
 
 
 def test_print_config_shows_both_switches(capsys):

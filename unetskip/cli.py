@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import wandb
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -16,8 +17,6 @@ from torch import nn
 
 from unetskip.acceleration import default_precision
 from unetskip.checkpointing import LastCheckpoint
-from unetskip.data.datamodule import OxfordPetDataModule
-from unetskip.data.oxford_pet import class_names_for
 from unetskip.gradient_flow import StageGradientNorms
 from unetskip.guards import require_accelerator
 from unetskip.mask_overlays import ValidationMaskOverlays
@@ -26,8 +25,11 @@ from unetskip.resume import resume_run
 from unetskip.run_config import RunConfigCallback, name_loggers
 from unetskip.segmentation_module import SegmentationModule
 
-# Model arguments that the parser fills from `data` (see `add_arguments_to_parser`).
+# Model arguments that the parser fills from the instantiated DataModule's attributes of the same names
+# (see `add_arguments_to_parser`): every DataModule the CLI builds exposes them.
 LINKED_MODEL_KEYS = ("class_names", "ignore_index")
+# The DataModule of configs that name none, and of checkpoints written before `data.class_path` existed.
+DEFAULT_DATA_CLASS = "unetskip.data.OxfordPetDataModule"
 # Data arguments that the parser fills from `seed_everything`.
 LINKED_DATA_KEYS = ("seed",)
 # Subcommands that may take their whole model and data configuration from a checkpoint.
@@ -70,6 +72,10 @@ def checkpoint_config_args(ckpt_path: str) -> list[str]:
         hparams.pop("_instantiator", None)
         for linked in LINKED_MODEL_KEYS if group == "model" else LINKED_DATA_KEYS:
             hparams.pop(linked, None)
+        if group == "data" and hparams:
+            # Lightning records a subclass's class_path as `_class_path`; older checkpoints have none.
+            class_path = hparams.pop("_class_path", DEFAULT_DATA_CLASS)
+            hparams = {"class_path": class_path, "init_args": hparams}
         if hparams:
             args += [f"--{group}", json.dumps(hparams)]
     return args
@@ -87,12 +93,13 @@ class UnetSkipCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.mask_mode", "model.class_names", compute_fn=class_names_for)
-        parser.link_arguments("data.ignore_index", "model.ignore_index")
+        parser.set_defaults({"data": {"class_path": DEFAULT_DATA_CLASS}})
+        for key in LINKED_MODEL_KEYS:
+            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
         # Callbacks with their own config keys (--mask_overlays.num_images, --gradient_norms.every_n_steps).
         parser.add_lightning_class_args(ValidationMaskOverlays, "mask_overlays")
         parser.add_lightning_class_args(StageGradientNorms, "gradient_norms")
-        parser.link_arguments("seed_everything", "data.seed", compute_fn=data_seed)
+        parser.link_arguments("seed_everything", "data.init_args.seed", compute_fn=data_seed)
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
 
     def _parse_ckpt_path(self) -> None:
@@ -150,7 +157,7 @@ class UnetSkipCLI(LightningCLI):
     def predict(
         self,
         model: nn.Module,
-        datamodule: OxfordPetDataModule,
+        datamodule: L.LightningDataModule,
         ckpt_path: str | None = None,
         return_predictions: bool | None = None,
         weights_only: bool | None = None,
@@ -186,12 +193,14 @@ CLI_KWARGS = {
     # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
     # scheduler length can follow --trainer.max_epochs.
     "parser_kwargs": {"parser_mode": "omegaconf+"},
+    # `data` is any LightningDataModule, chosen by `data.class_path` (default DEFAULT_DATA_CLASS).
+    "subclass_mode_data": True,
 }
 
 
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:
     """Run the CLI on `args` (a list of strings, or None for sys.argv)."""
-    return UnetSkipCLI(SegmentationModule, OxfordPetDataModule, args=args, **CLI_KWARGS)
+    return UnetSkipCLI(SegmentationModule, L.LightningDataModule, args=args, **CLI_KWARGS)
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ def example_batch(run_dir: Path, num_images: int, split: str = "test") -> dict[s
     hparams = torch.load(checkpoint_of(run_dir), map_location="cpu", weights_only=True)
     settings = dict(hparams["datamodule_hyper_parameters"])
     settings.pop("_instantiator", None)
+    settings.pop("_class_path", None)  # the study trains on Oxford-IIIT Pet
     settings |= {"num_workers": 0, "persistent_workers": False, "batch_size": num_images}
     datamodule = OxfordPetDataModule(**settings)
     datamodule.setup("test" if split == "test" else "fit")

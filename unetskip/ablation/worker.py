@@ -19,6 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
+import lightning as L
 import wandb
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -26,7 +27,6 @@ from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from unetskip.cli import CLI_KWARGS, UnetSkipCLI
-from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.segmentation_module import SegmentationModule
 
 RESULT_FILE = "result.json"
@@ -67,7 +67,7 @@ class StudyCLI(UnetSkipCLI):
 
     def __init__(self, args: ArgsType, run_dir: Path, group: str, name: str) -> None:
         self.run_dir, self.group, self.name = run_dir, group, name
-        super().__init__(SegmentationModule, OxfordPetDataModule, args=args, run=False, **CLI_KWARGS)
+        super().__init__(SegmentationModule, L.LightningDataModule, args=args, run=False, **CLI_KWARGS)
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()

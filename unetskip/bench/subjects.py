@@ -68,6 +68,8 @@ def load_subject(path: str | Path) -> Subject:
     config_path = find_config(path)
     config = yaml.safe_load(config_path.read_text()) or {}
     model, data = config.get("model") or {}, config.get("data") or {}
+    if "class_path" in data:  # `data: {class_path: ..., init_args: {...}}`
+        data = data.get("init_args") or {}
     net = model.get("net")
     if not isinstance(net, dict) or "class_path" not in net:
         raise ValueError(f"{config_path}: model.net must have a class_path (and init_args)")
