@@ -63,7 +63,9 @@ def test_held_out_style_folder_through_check_fit_test_predict(tmp_path, capsys):
     assert result.returncode == 1, result.stdout + result.stderr
     errors = [line for line in result.stdout.splitlines() if "ERROR" in line]
     assert any("mask stored as JPEG" in line and "masks/photo_02.jpg" in line for line in errors), errors
-    assert any("image without mask" in line and "images/batch2/photo_07.jpg" in line for line in errors), errors
+    assert any("image without mask" in line and "images/batch2/photo_07.jpg" in line for line in errors), (
+        errors
+    )
     assert len(errors) == 2
     assert "0/255 binary encoding in" in result.stdout
     assert not (tmp_path / "runs").exists() and not (tmp_path / "wandb").exists()  # nothing written
@@ -99,7 +101,9 @@ def test_held_out_style_folder_through_check_fit_test_predict(tmp_path, capsys):
     assert 0.0 <= float(test.trainer.callback_metrics["test/dice_macro"]) <= 1.0
 
     predictions = tmp_path / "masks_out"
-    cli_main(["predict", "--ckpt_path", checkpoint, "--input", str(root / "images"), "--output", str(predictions)])
+    cli_main(
+        ["predict", "--ckpt_path", checkpoint, "--input", str(root / "images"), "--output", str(predictions)]
+    )
     images = sorted((root / "images").rglob("*.*"))
     assert len(images) == 14
     for image in images:

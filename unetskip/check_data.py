@@ -9,6 +9,8 @@ W&B run, no checkpoint, and the data folder is only read.
 
 from __future__ import annotations
 
+import warnings
+
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import ArgsType
 
@@ -27,13 +29,15 @@ class DataCheckCLI(UnetSkipCLI):
         super().before_instantiate_classes()
         trainer.logger = False  # a configured WandbLogger would start a run
         trainer.callbacks = []
-        trainer.enable_checkpointing = False
 
 
 def check_data_main(args: ArgsType = None) -> int:
     """Run the data check on the data that `args` (fit's configs and flags) configure; return the exit
     status (0: no errors, 1: errors, 2: no data found)."""
-    cli = DataCheckCLI(SegmentationModule, LightningDataModule, args=args, run=False, **CLI_KWARGS)
+    with warnings.catch_warnings():
+        # `unetskip check-data ARGS` passes ARGS on while sys.argv also holds them: that is intended.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        cli = DataCheckCLI(SegmentationModule, LightningDataModule, args=args, run=False, **CLI_KWARGS)
     datamodule = cli.datamodule
     if not isinstance(datamodule, FolderDataModule):
         print(

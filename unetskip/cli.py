@@ -205,5 +205,10 @@ def cli_main(args: ArgsType = None) -> UnetSkipCLI:
 
 def main() -> None:
     """The `unetskip` console script: the CLI on sys.argv. It returns None, so a finished run exits with
-    status 0 (a console script passes its return value to sys.exit, which treats an object as failure)."""
+    status 0 (a console script passes its return value to sys.exit, which treats an object as failure).
+    `unetskip check-data ...` runs the data check instead (exit status: see unetskip.check_data)."""
+    if sys.argv[1:2] == ["check-data"]:
+        from unetskip.check_data import check_data_main  # it builds on this module
+
+        sys.exit(check_data_main(sys.argv[2:]))
     cli_main()

@@ -153,7 +153,7 @@ def find_layout(
                 stems["train"], test_fraction, split_seed, "data.test_fraction"
             )
         _split_val(stems, val_fraction, split_seed)
-        splits = {split: _samples(split_stems, images, masks) for split, split_stems in stems.items()}
+        splits = {split: _samples(stems[split], images, masks) for split in SPLITS if split in stems}
         for stem in sorted(set(masks) - set(images)):
             problems.append(f"mask without image: {masks[stem].relative_to(root)} (no images/{stem}.*)")
         fractions = f"val_fraction {val_fraction}, test_fraction {test_fraction}"
