@@ -13,6 +13,11 @@ import torch
 from own_data import write_own_folder
 from PIL import Image
 
+from unetskip.ablation.examples import comparison_figure, runs_to_compare
+from unetskip.ablation.grid import grid_runs, variants_named
+from unetskip.ablation.report import load_study, write_report
+from unetskip.ablation.study import check_settings, run_args, run_folder
+from unetskip.ablation.worker import train_and_test
 from unetskip.check_data import check_data_main
 from unetskip.cli import cli_main
 
@@ -145,3 +150,22 @@ def test_class_weights_auto_through_the_cli(tmp_path):
 
 def _last(tmp_path: Path) -> Path:
     return next((tmp_path / "runs").rglob("*.ckpt"))
+
+
+def test_ablation_study_runs_on_a_folder_config(tmp_path):
+    """`python -m unetskip.ablation run --config configs/unet.yaml --config configs/folder.yaml`: the grid's
+    runs train and test on the folder, the report has its scores (no border band), the figure its images."""
+    root = write_own_folder(tmp_path / "own", count=12)
+    results_dir = tmp_path / "study"
+    base = [str(REPO / "configs" / "unet.yaml"), str(REPO / "configs" / "folder.yaml")]
+    flags = [*folder_flags(root)[4:], "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+    check_settings(results_dir, base, flags)
+    for run in grid_runs(variants_named(["long+short", "short"]), 1):
+        train_and_test(run_folder(results_dir, run), run.variant.name, "own", run_args(base, flags, run))
+    write_report(results_dir)
+    records, unfinished = load_study(results_dir)
+    assert unfinished == [] and [r.variant for r in records] == ["long+short", "short"]
+    for record in records:
+        assert 0.0 <= record.row["test_dice_macro"] <= 1.0 and record.row["test_pet_iou_border_band"] is None
+    figure = comparison_figure(runs_to_compare(results_dir, ("long+short", "short")), num_images=2)
+    assert len(figure.axes) == 2 * 4 and figure.axes[0].get_title().startswith(("photo_", "batch2/photo_"))
