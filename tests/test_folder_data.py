@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from own_data import blob_sample, write_own_folder
 from PIL import Image
 
+from unetskip.bench.loader import measure_loader
+from unetskip.bench.settings import Settings
+from unetskip.bench.subjects import load_subject
 from unetskip.data.check import DataCheckError
 from unetskip.data.folder import FolderDataModule
 from unetskip.data.folder_layout import find_layout
@@ -372,3 +376,23 @@ def test_weighted_cross_entropy():
         SegmentationModule(UNet(num_classes=2, depth=2), class_weights=weights)
     with pytest.raises(ValueError, match="model.class_weights must be finite"):
         SegmentationLoss("ce", 255, [1.0, -1.0])
+
+
+def test_benchmark_loader_reads_the_configs_own_data_module(own_root, tmp_path):
+    """`python -m unetskip.bench` measures the loader of the config's DataModule: a folder config's too."""
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "unet.yaml").read_text())
+    palette_free = {"class_names": ["background", "blob"], "binary_255": True}
+    config["data"] = {
+        "class_path": "unetskip.data.FolderDataModule",
+        "init_args": {"root": "x", **palette_free},
+    }
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(config))
+    subject = load_subject(path)
+    assert subject.data_class is FolderDataModule and subject.data_args["class_names"] == [
+        "background",
+        "blob",
+    ]
+    settings = Settings(torch.device("cpu"), "32-true", False, False, 2, 32, 1, 1, 1)
+    result = measure_loader(subject, str(own_root), settings, num_workers=0, batches=2, samples=2)
+    assert result.img_s > 0 and result.decode_ms > 0 and result.sample_ms > 0
