@@ -4,11 +4,13 @@ removed it passes, and fit, test and predict run on the folder (predicted masks 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from own_data import write_own_folder
 from PIL import Image
@@ -20,6 +22,7 @@ from unetskip.ablation.study import check_settings, run_args, run_folder
 from unetskip.ablation.worker import train_and_test
 from unetskip.check_data import check_data_main
 from unetskip.cli import cli_main
+from unetskip.export import main as export_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,7 +127,7 @@ def test_check_data_of_the_oxford_module_says_what_it_checks(pet_root, capsys):
     assert "check-data checks a folder of your own images and masks" in capsys.readouterr().out
 
 
-def test_class_weights_auto_through_the_cli(tmp_path):
+def test_class_weights_auto_through_the_cli_and_the_export(tmp_path):
     root = write_own_folder(tmp_path / "own", count=8)
     cli = cli_main(
         [
@@ -144,12 +147,18 @@ def test_class_weights_auto_through_the_cli(tmp_path):
     )
     weights = cli.model.criterion.class_weights
     assert weights[1] > weights[0] > 0 and torch.isfinite(weights).all()
-    saved = torch.load(cli.trainer.checkpoint_callback.best_model_path or _last(tmp_path), weights_only=True)
+    checkpoint = next((tmp_path / "runs").rglob("*.ckpt"))
+    saved = torch.load(checkpoint, weights_only=True)
     assert torch.equal(saved["state_dict"]["criterion.class_weights"], weights)
 
-
-def _last(tmp_path: Path) -> Path:
-    return next((tmp_path / "runs").rglob("*.ckpt"))
+    # The checkpoint alone rebuilds the model for the export, weights and class names included.
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    export_main(["--ckpt_path", str(checkpoint), "--output", str(tmp_path / "own.onnx")])
+    metadata = {prop.key: prop.value for prop in onnx.load(tmp_path / "own.onnx").metadata_props}
+    assert json.loads(metadata["class_names"]) == ["background", "foreground"]
+    assert json.loads(metadata["training_size"]) == [32, 32]
 
 
 def test_ablation_study_runs_on_a_folder_config(tmp_path):
