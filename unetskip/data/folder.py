@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from unetskip.data.image_files import load_image
 from unetskip.data.loaders import SegmentationDataModule
 from unetskip.data.masks import MaskEncoding, MaskValueError, read_mask
 from unetskip.data.transforms import eval_transforms, train_transforms
-
-log = logging.getLogger(__name__)
 
 
 class FolderDataset(Dataset):
@@ -133,9 +130,7 @@ class FolderDataModule(SegmentationDataModule):
         report = check_layout(layout, self.class_names, self.encoding, splits)
         if report.all_errors():
             raise DataCheckError(report.format())
-        for line in report.format().splitlines()[1:-1]:
-            if "note:" in line or "class pixels" in line or "pairs" in line:
-                rank_zero_info(f"data check: {line.strip()}")
+        rank_zero_info(report.format())  # the pairs, notes (0/255 masks, EXIF) and class shares
         self.reports[stage] = report
         for split in splits:
             transform = (
