@@ -396,3 +396,33 @@ def test_benchmark_loader_reads_the_configs_own_data_module(own_root, tmp_path):
     settings = Settings(torch.device("cpu"), "32-true", False, False, 2, 32, 1, 1, 1)
     result = measure_loader(subject, str(own_root), settings, num_workers=0, batches=2, samples=2)
     assert result.img_s > 0 and result.decode_ms > 0 and result.sample_ms > 0
+
+
+def test_colour_masks_with_a_palette_and_void_through_the_datamodule(tmp_path):
+    """Three classes as VOC-style colours plus a void colour: batches hold 0, 1, 2 and ignore_index."""
+    root = tmp_path / "voc"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for index in range(6):
+        image, mask = blob_sample(40, 48, seed=index)
+        classes = mask + (np.arange(48)[None, :] >= 40) * 2 * mask  # class 2: the blob's right end
+        classes[:, :2] = 3  # a void margin
+        Image.fromarray(image).save(root / "images" / f"scene_{index}.png")
+        Image.fromarray(colour_mask(classes, [(0, 0, 0), RED, GREEN, VOID])).save(
+            root / "masks" / f"scene_{index}.png"
+        )
+    module = FolderDataModule(
+        root=str(root),
+        class_names=["background", "car", "road"],
+        palette=[(0, 0, 0), RED, GREEN],
+        void_color=VOID,
+        image_size=(40, 48),
+        batch_size=2,
+        num_workers=0,
+        val_fraction=0.34,
+    )
+    module.setup("fit")
+    values = set(next(iter(module.val_dataloader()))["mask"].unique().tolist())
+    assert {0, 1, 255} <= values <= {0, 1, 2, 255}
+    pixels = module.class_pixels()
+    assert pixels.shape == (3,) and pixels[0] > pixels[1] > 0
