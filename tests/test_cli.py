@@ -138,6 +138,33 @@ def test_evaluate_from_the_checkpoint_alone(trained_no_skip, subcommand, tmp_pat
     torch.testing.assert_close(cli.model.state_dict()["net.head.weight"], weights["net.head.weight"])
 
 
+@pytest.mark.parametrize("given", ["flag", "config file"])
+def test_ckpt_path_in_a_config_file_works_like_the_flag(trained_no_skip, tmp_path, given):
+    """The checkpoint's settings lie under both: a config file's keys and later flags override them."""
+    ckpt, _ = trained_no_skip
+    config = {"trainer": {"logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path)}}
+    if given == "config file":
+        config |= {"ckpt_path": str(ckpt), "data": {"init_args": {"batch_size": 1}}}
+        args = []
+    else:
+        args = ["--ckpt_path", str(ckpt), "--data.batch_size", "1"]
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(config))
+    cli = cli_main(["test", "--config", str(tmp_path / "eval.yaml"), *args, "--data.num_workers", "0"])
+    assert cli.config.test.ckpt_path == str(ckpt)
+    assert cli.model.net.skip_connections is False and cli.model.net.depth == 2  # from the checkpoint
+    assert cli.datamodule.image_size == 32  # from the checkpoint
+    assert cli.datamodule.batch_size == 1 and cli.datamodule.num_workers == 0  # the config file's, a flag's
+    assert "test/dice_macro" in cli.trainer.callback_metrics
+    weights = torch.load(ckpt, weights_only=True)["state_dict"]
+    torch.testing.assert_close(cli.model.state_dict()["net.head.weight"], weights["net.head.weight"])
+
+
+def test_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({"ckpt_path": str(tmp_path / "none.ckpt")}))
+    with pytest.raises(SystemExit, match="none.ckpt is not a file"):
+        cli_main(["validate", "--config", str(tmp_path / "eval.yaml")])
+
+
 def test_evaluate_a_checkpoint_that_names_no_data_class(trained_no_skip, tmp_path):
     """Checkpoints written before `data.class_path` existed rebuild the Oxford-IIIT Pet DataModule."""
     ckpt, _ = trained_no_skip

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from test_cli import tiny_args
 
@@ -22,7 +23,7 @@ from unetskip.data.image_files import find_images
 from unetskip.export import PROBABILITY_TOLERANCE
 from unetskip.export import main as export_main
 from unetskip.inference import ProbabilityNet
-from unetskip.prediction import MaskWriter, output_stems, output_suffixes
+from unetskip.prediction import MaskWriter, mask_from_probabilities
 from unetskip.segmentation_module import SegmentationModule
 
 # Every good image of the photo folder: relative path -> its (height, width) as displayed (EXIF applied).
@@ -180,6 +181,17 @@ def test_native_and_tiled_modes_give_masks_of_every_size(checkpoint, photos, tmp
     assert snapshot(photos) == before  # inputs untouched
 
 
+def test_ckpt_path_and_options_in_a_config_file(checkpoint, photos, predicted, tmp_path):
+    """predict --config FILE, the file holding ckpt_path and options, writes what the flags write."""
+    config = {"ckpt_path": str(checkpoint), "input": str(photos), "mode": "resize", "overlay": True}
+    (tmp_path / "predict.yaml").write_text(yaml.safe_dump(config))
+    cli_main(["predict", "--config", str(tmp_path / "predict.yaml"), "--output", str(tmp_path / "out")])
+    first, second = snapshot(predicted), snapshot(tmp_path / "out")
+    for mask in MASK_NAMES.values():
+        assert first[mask] == second[mask], mask
+    assert (tmp_path / "out" / "odd.overlay.jpg").is_file()
+
+
 def test_predicting_twice_gives_identical_masks(checkpoint, photos, predicted, tmp_path):
     predict(checkpoint, photos, tmp_path / "again")
     first, second = snapshot(predicted), snapshot(tmp_path / "again")
@@ -292,8 +304,8 @@ def test_trimap_masks_hold_three_classes_at_the_original_size(tmp_path):
     Image.fromarray(random_rgb(13, 21, 0)).save(tmp_path / "pet.png")
     found = find_images(tmp_path / "pet.png")
     classes = ["background", "pet", "border"]
-    stems = output_stems([found.relative(path) for path in found.paths], output_suffixes(classes))
-    writer = MaskWriter(found, stems, tmp_path / "out", classes, overlay=True, probabilities=True)
+    writer = MaskWriter(str(tmp_path / "out"), overlay=True, probabilities=True)
+    writer.plan(found, classes)
     # Left third background, middle pet, right border, at 8 x 8; resized to 13 x 21 by the writer.
     probabilities = torch.full((3, 8, 8), 0.1)
     for index, columns in enumerate((slice(0, 3), slice(3, 5), slice(5, 8))):
@@ -314,6 +326,23 @@ def test_trimap_masks_hold_three_classes_at_the_original_size(tmp_path):
         assert np.asarray(Image.open(tmp_path / "out" / f"pet.prob_{name}.png")).shape == (13, 21)
     assert np.asarray(Image.open(tmp_path / "out" / "pet.overlay.jpg")).shape == (13, 21, 3)
     assert writer.written == 1 and writer.skipped == 0
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "size", "expected"),
+    [
+        # Same size: the argmax of each pixel.
+        ([[[0.9, 0.2]], [[0.1, 0.8]]], (1, 2), [[0, 1]]),
+        # Upsized 1 x 2 -> 2 x 4: each half takes its pixel's class.
+        ([[[0.9, 0.2]], [[0.1, 0.8]]], (2, 4), [[0, 0, 1, 1], [0, 0, 1, 1]]),
+        # Three classes, downsized 2 x 2 -> 1 x 1 (bilinear: the mean, class 2 wins).
+        ([[[0.5, 0.1], [0.1, 0.1]], [[0.4, 0.4], [0.2, 0.2]], [[0.1, 0.5], [0.7, 0.7]]], (1, 1), [[2]]),
+    ],
+)
+def test_mask_from_probabilities_gives_uint8_classes_at_the_original_size(probabilities, size, expected):
+    mask = mask_from_probabilities(torch.tensor(probabilities), size)
+    assert mask.dtype == np.uint8 and mask.shape == size
+    np.testing.assert_array_equal(mask, np.array(expected, dtype=np.uint8))
 
 
 def test_onnx_export_has_dynamic_sizes_and_matches_pytorch(checkpoint, tmp_path, capsys):

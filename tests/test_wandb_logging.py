@@ -83,7 +83,7 @@ def test_run_name_project_and_full_config_once(offline_fit):
     net = run.config["model"]["net"]["init_args"]
     assert net["skip_connections"] is True and net["residual"] is True and net["depth"] == 2
     assert run.config["trainer"]["max_epochs"] == EPOCHS
-    assert run.config["data"]["image_size"] == 32
+    assert run.config["data"]["init_args"]["image_size"] == 32
     # Lightning's own hyperparameters (net, loss, root, ...) are not logged a second time at the top.
     assert {"seed_everything", "trainer", "model", "data"} <= set(run.config)
     assert not {"net", "loss", "class_names", "root", "image_size"} & set(run.config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import warnings
@@ -12,28 +11,36 @@ from typing import Any
 import lightning as L
 import torch
 import wandb
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from torch import nn
+from jsonargparse import Namespace, dict_to_namespace
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
 from unetskip.acceleration import default_precision
 from unetskip.checkpointing import LastCheckpoint
+from unetskip.compat import CheckpointArgumentsKeptCLI
 from unetskip.gradient_flow import StageGradientNorms
 from unetskip.guards import require_accelerator
 from unetskip.mask_overlays import ValidationMaskOverlays
-from unetskip.prediction import add_predict_arguments, prepare_predict
+from unetskip.prediction import MaskWriter, add_predict_arguments
 from unetskip.resume import resume_run
 from unetskip.run_config import RunConfigCallback, name_loggers
 from unetskip.segmentation_module import SegmentationModule
 
-# Model arguments that the parser fills from the instantiated DataModule's attributes of the same names
-# (see `add_arguments_to_parser`): every DataModule the CLI builds exposes them.
-LINKED_MODEL_KEYS = ("class_names", "ignore_index")
-# The DataModule of configs that name none, and of checkpoints written before `data.class_path` existed.
-DEFAULT_DATA_CLASS = "unetskip.data.OxfordPetDataModule"
-# Data arguments that the parser fills from `seed_everything`.
-LINKED_DATA_KEYS = ("seed",)
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Subcommands that may take their whole model and data configuration from a checkpoint.
 FROM_CHECKPOINT_SUBCOMMANDS = ("validate", "test", "predict")
+# Model arguments that the parser fills from the instantiated DataModule's attributes of the same names
+# (see `add_arguments_to_parser`): every DataModule the CLI builds exposes them. Predict takes them from
+# the checkpoint instead, with model.inferer, which its options fill.
+LINKED_MODEL_KEYS = ("class_names", "ignore_index")
+PREDICT_LINKED_MODEL_KEYS = ("inferer",)
+# Data arguments that the parser fills from `seed_everything`.
+LINKED_DATA_KEYS = ("seed",)
+# The DataModule of configs that name none, and of checkpoints written before `data.class_path` existed.
+DEFAULT_DATA_CLASS = "unetskip.data.OxfordPetDataModule"
+# The network of validate, test and predict when neither a checkpoint nor a config names one.
+DEFAULT_NET_CLASS = "unetskip.models.UNet"
+# What predict takes from the checkpoint's data settings (its own DataModule reads image files).
+PREDICT_DATA_KEYS = ("image_size", "batch_size", "num_workers")
 # Lightning's warnings about the training callbacks' state saved in a checkpoint (which ModelCheckpoint
 # wrote, where), meaningless when the checkpoint is only evaluated: validate, test, predict.
 TRAINING_STATE_WARNINGS = (
@@ -47,66 +54,96 @@ def data_seed(seed_everything: bool | int) -> int | None:
     return None if isinstance(seed_everything, bool) else seed_everything
 
 
-def find_ckpt_path(argv: list[str]) -> str | None:
-    """The value of `--ckpt_path X` or `--ckpt_path=X` in `argv`, if any."""
-    for i, arg in enumerate(argv):
-        if arg == "--ckpt_path" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--ckpt_path="):
-            return arg.split("=", 1)[1]
-    return None
+def checkpoint_settings(ckpt_path: str, subcommand: str) -> Namespace:
+    """The model and data configuration saved in a checkpoint, as `subcommand`'s part of the config.
 
-
-def checkpoint_config_args(ckpt_path: str) -> list[str]:
-    """`--model JSON --data JSON` holding the configuration saved in a checkpoint.
-
-    The checkpoint is read with `weights_only=True`: only its plain hyperparameter dicts are used.
+    Keys that `subcommand`'s parser fills by links are left out. Predict gets an ImageFolderDataModule
+    with the checkpoint's image size and batching. The checkpoint is read with `weights_only=True`: only
+    its plain hyperparameter dicts are used.
     """
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (any unpickling error means the same to the user)
         raise SystemExit(f"error: could not read checkpoint {ckpt_path}: {error}") from error
-    args = []
-    for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
-        hparams = dict(checkpoint.get(key) or {})
+    model = dict(checkpoint.get("hyper_parameters") or {})
+    data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    for hparams in (model, data):
         hparams.pop("_instantiator", None)
-        for linked in LINKED_MODEL_KEYS if group == "model" else LINKED_DATA_KEYS:
-            hparams.pop(linked, None)
-        if group == "data" and hparams:
-            # Lightning records a subclass's class_path as `_class_path`; older checkpoints have none.
-            class_path = hparams.pop("_class_path", DEFAULT_DATA_CLASS)
-            hparams = {"class_path": class_path, "init_args": hparams}
-        if hparams:
-            args += [f"--{group}", json.dumps(hparams)]
-    return args
+    for key in PREDICT_LINKED_MODEL_KEYS if subcommand == "predict" else LINKED_MODEL_KEYS:
+        model.pop(key, None)
+    if subcommand == "predict":
+        data = {"class_path": "unetskip.data.ImageFolderDataModule"} | {
+            "init_args": {key: data[key] for key in PREDICT_DATA_KEYS if key in data}
+        }
+    elif data:
+        for key in LINKED_DATA_KEYS:
+            data.pop(key, None)
+        # Lightning records a subclass's class_path as `_class_path`; older checkpoints have none.
+        data = {"class_path": data.pop("_class_path", DEFAULT_DATA_CLASS), "init_args": data}
+    settings = {key: value for key, value in (("model", model), ("data", data)) if value}
+    return dict_to_namespace({"subcommand": subcommand, subcommand: settings})
 
 
-class UnetSkipCLI(LightningCLI):
-    """LightningCLI whose model follows the data's mask mode, and whose validate, test and predict
-    rebuild the model and data settings from `--ckpt_path` alone (later flags still override them).
+class SubcommandParser(LightningArgumentParser):
+    """A LightningArgumentParser that knows the subcommand it parses (`command`; None: the main parser), so
+    that `UnetSkipCLI.add_arguments_to_parser` can give each subcommand its own arguments. LightningCLI
+    passes `command` from its `parser_kwargs` (see CLI_KWARGS)."""
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command = command
+
+
+class UnetSkipCLI(CheckpointArgumentsKeptCLI):
+    """LightningCLI whose data is chosen by `data.class_path` and gives the model its classes, and whose
+    validate, test and predict rebuild the model and data settings from `ckpt_path` alone (given as a
+    flag or in a config file; flags and config files still override them). Their `model.net` defaults to
+    `unetskip.models.UNet`, so that the first parse, which finds `ckpt_path`, needs no network config.
 
     Checkpoints are loaded with `weights_only=True` unless `--weights_only false` is given; `fit
     --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.resume`).
-    `predict` segments arbitrary images (`--input`, `--output`; see unetskip.prediction).
+    `predict` segments arbitrary images (`--input`, `--output`): its options configure an
+    ImageFolderDataModule, the model's inferer and a MaskWriter (see unetskip.prediction).
     `trainer.precision: null` picks bf16-mixed on a CUDA GPU that supports it, else 32-true (16-mixed on
     other CUDA GPUs for predict).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        subcommand = parser.command if isinstance(parser, SubcommandParser) else None
         parser.set_defaults({"data": {"class_path": DEFAULT_DATA_CLASS}})
+        if subcommand in FROM_CHECKPOINT_SUBCOMMANDS:
+            parser.set_defaults({"model.net": {"class_path": DEFAULT_NET_CLASS}})
+        if subcommand == "predict":
+            add_predict_arguments(parser)
+            return
         for key in LINKED_MODEL_KEYS:
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        parser.link_arguments("seed_everything", "data.init_args.seed", compute_fn=data_seed)
         # Callbacks with their own config keys (--mask_overlays.num_images, --gradient_norms.every_n_steps).
         parser.add_lightning_class_args(ValidationMaskOverlays, "mask_overlays")
         parser.add_lightning_class_args(StageGradientNorms, "gradient_norms")
-        parser.link_arguments("seed_everything", "data.init_args.seed", compute_fn=data_seed)
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
 
-    def _parse_ckpt_path(self) -> None:
-        """Nothing: LightningCLI would parse the checkpoint's model hyperparameters over the command line,
-        silently undoing flags such as --model.net.skip_connections. validate, test and predict already
-        take them from the checkpoint, under the flags (`parse_arguments`); fit keeps its config, and a
-        checkpoint that does not fit it stops with what differs (SegmentationModule.on_load_checkpoint)."""
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parses `args`; for validate, test and predict with a `ckpt_path` (a flag or a config file's key),
+        parses them again over the checkpoint's model and data settings, so that flags and config files
+        override those and nothing else needs repeating."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand not in FROM_CHECKPOINT_SUBCOMMANDS:
+            return
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if subcommand == "predict" and not ckpt_path:
+            raise SystemExit("error: predict needs --ckpt_path: the checkpoint holds the model and weights")
+        if not ckpt_path:
+            return
+        if not Path(ckpt_path).is_file():
+            raise SystemExit(f"error: --ckpt_path {ckpt_path} is not a file")
+        settings = checkpoint_settings(ckpt_path, subcommand)
+        if isinstance(args, (dict, Namespace)):
+            self.config = parser.parse_object(args, settings)
+        else:
+            self.config = parser.parse_args(args, namespace=settings)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
@@ -117,72 +154,40 @@ class UnetSkipCLI(LightningCLI):
         )
         if self.subcommand and config.get("weights_only") is None:
             config.weights_only = True  # tensors and plain containers only: loading runs no code
+        if self.subcommand == "predict" and config.get("return_predictions") is None:
+            config.return_predictions = False  # MaskWriter writes every batch: keeping them costs memory
         if self.subcommand == "fit":
             resume_run(config)
         if self.subcommand in FROM_CHECKPOINT_SUBCOMMANDS:
             for message in TRAINING_STATE_WARNINGS:
                 warnings.filterwarnings("ignore", message=re.escape(message))
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        argv = sys.argv[1:] if args is None else args
-        if isinstance(argv, list) and argv and argv[0] in FROM_CHECKPOINT_SUBCOMMANDS:
-            ckpt_path = find_ckpt_path(argv)
-            if argv[0] == "predict" and not ckpt_path and not {"-h", "--help"} & set(argv):
-                raise SystemExit(
-                    "error: predict needs --ckpt_path: the checkpoint holds the model and weights"
-                )
-            if ckpt_path and not Path(ckpt_path).is_file():
-                raise SystemExit(f"error: --ckpt_path {ckpt_path} is not a file")
-            if ckpt_path:
-                argv = [argv[0], *checkpoint_config_args(ckpt_path), *argv[1:]]
-                self.config = parser.parse_args(argv)
-                return
-        super().parse_arguments(parser, args)
+    def before_predict(self) -> None:
+        """Names every output, or stops with a clear error before any work: no images, or an output
+        folder that must not be used."""
+        try:
+            self.mask_writer().plan(self.datamodule.images(), self.model.class_names)
+        except (ValueError, FileNotFoundError) as error:
+            raise SystemExit(f"error: {error}") from error
+
+    def after_predict(self) -> None:
+        writer = self.mask_writer()
+        if self.trainer.is_global_zero:
+            print(writer.summary())
+        self.after_fit()
+        if self.config.predict.strict and writer.skipped:
+            raise SystemExit(1)
+
+    def mask_writer(self) -> MaskWriter:
+        """The trainer's MaskWriter (predict's `mask_writer`)."""
+        return next(callback for callback in self.trainer.callbacks if isinstance(callback, MaskWriter))
 
     def after_fit(self) -> None:
         # One W&B run per subcommand: a later cli_main in this process (tests, notebooks) starts its own
         # run instead of WandbLogger reusing this one.
         wandb.finish()
 
-    after_validate = after_test = after_predict = after_fit
-
-    def _prepare_subcommand_parser(
-        self, klass: type, subcommand: str, **kwargs: Any
-    ) -> LightningArgumentParser:
-        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        if subcommand == "predict":
-            add_predict_arguments(parser)
-        return parser
-
-    def predict(
-        self,
-        model: nn.Module,
-        datamodule: L.LightningDataModule,
-        ckpt_path: str | None = None,
-        return_predictions: bool | None = None,
-        weights_only: bool | None = None,
-    ) -> None:
-        """Masks for the images of `--input`, written under `--output` (see unetskip.prediction).
-
-        Replaces `Trainer.predict` for the predict subcommand and takes its arguments; predictions are
-        written batch by batch and never returned (`return_predictions` is ignored)."""
-        options = self.config_init["predict"]
-        try:
-            writer = prepare_predict(self.trainer, model, datamodule, ckpt_path, options)
-        except (ValueError, FileNotFoundError) as error:
-            raise SystemExit(f"error: {error}") from error
-        # Never keeping predictions keeps memory independent of the number of images.
-        self.trainer.predict(
-            model,
-            datamodule=datamodule,
-            ckpt_path=ckpt_path,
-            return_predictions=False,
-            weights_only=weights_only,
-        )
-        if self.trainer.is_global_zero:
-            print(writer.summary())
-        if options.strict and writer.skipped:
-            raise SystemExit(1)
+    after_validate = after_test = after_fit
 
 
 # The LightningCLI settings of every UnetSkipCLI (the ablation study builds its own subclass with them).
@@ -190,9 +195,13 @@ CLI_KWARGS = {
     "save_config_callback": RunConfigCallback,
     # Commands run without a config (test --ckpt_path ...) log under runs/ too, not the working dir.
     "trainer_defaults": {"default_root_dir": "runs"},
-    # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
-    # scheduler length can follow --trainer.max_epochs.
-    "parser_kwargs": {"parser_mode": "omegaconf+"},
+    "parser_class": SubcommandParser,
+    "parser_kwargs": {
+        # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
+        # scheduler length can follow --trainer.max_epochs.
+        "parser_mode": "omegaconf+",
+        **{subcommand: {"command": subcommand} for subcommand in SUBCOMMANDS},
+    },
     # `data` is any LightningDataModule, chosen by `data.class_path` (default DEFAULT_DATA_CLASS).
     "subclass_mode_data": True,
 }

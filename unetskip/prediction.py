@@ -1,5 +1,10 @@
 """`unetskip predict`: segment a folder of images with a checkpoint, writing one mask per image.
 
+The predict subcommand declares its parts like fit declares its loggers (see `add_predict_arguments`):
+its options configure an `ImageFolderDataModule` (`--input`, `--mode`), the model's `Inferer` (`--mode`,
+`--tile_size`, `--tile_overlap`, `--tta`) and a `MaskWriter` callback (`--output`, `--overlay`,
+`--probabilities`, `--overwrite`); the checkpoint gives the model, its classes and the training size.
+
 For an input image `<input>/<relative path>/<name>.<ext>` the outputs are, under `--output`:
 
 - `<relative path>/<name>.png`: uint8 class indices (0 background, 1 pet, 2 border in trimap mode) at the
@@ -32,16 +37,16 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from jsonargparse import ActionYesNo, Namespace
+from jsonargparse import ActionYesNo
+from jsonargparse.typing import PositiveInt, restricted_number_type
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser
 from PIL import Image
 from tqdm import tqdm
 
-from unetskip.data.datamodule import OxfordPetDataModule
-from unetskip.data.image_files import IMAGE_SUFFIXES, FoundImages, ImageFileDataset, find_images, load_image
+from unetskip.data.image_files import FoundImages, load_image
+from unetskip.data.image_folder import ImageFolderDataModule
 from unetskip.inference import Inferer
-from unetskip.segmentation_module import SegmentationModule
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("input", "status", "mask", "height", "width", "reason")
@@ -52,6 +57,7 @@ OVERLAY_OPACITY = 0.5
 SUMMARY_PROBLEMS = 20
 
 PredictMode = Literal["resize", "native", "tiled"]
+TileOverlap = restricted_number_type("TileOverlap", float, [(">=", 0.0), ("<", 1.0)])
 
 
 def output_suffixes(class_names: Sequence[str]) -> list[str]:
@@ -111,31 +117,73 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return blended.round().astype(np.uint8)
 
 
+def resize_probabilities(probabilities: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Class probabilities (C, h, w) -> (C, H, W) at `size` (H, W), bilinearly (unchanged at that size)."""
+    if tuple(probabilities.shape[1:]) == tuple(size):
+        return probabilities
+    return F.interpolate(probabilities[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+
+
+def mask_from_probabilities(probabilities: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """One image's class probabilities (C, h, w) -> its mask, (H, W) uint8 class indices at `size` (H, W),
+    the image's original size: the probabilities are resized bilinearly before the argmax."""
+    return resize_probabilities(probabilities, size).argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+
+def predict_images(datamodule: L.LightningDataModule | None) -> FoundImages:
+    """The images that `datamodule` (an `ImageFolderDataModule`) serves to predict."""
+    if not isinstance(datamodule, ImageFolderDataModule):
+        raise ValueError(
+            "MaskWriter writes the masks of an ImageFolderDataModule's images, not of "
+            f"{type(datamodule).__name__}"
+        )
+    return datamodule.images()
+
+
 class MaskWriter(BasePredictionWriter):
-    """Writes each image's outputs at its original size as its batch arrives, and a manifest row for every
-    input, so memory does not grow with the number of images. `found.paths[i]` is written to
-    `output_dir / stems[i]` plus a suffix (see `output_suffixes`)."""
+    """Writes each image's outputs under `output_dir` at its original size as its batch arrives, and a
+    manifest row for every input, so memory does not grow with the number of images.
+
+    `plan` (called by `setup` from the trainer's `ImageFolderDataModule` and the model's classes, or
+    earlier by the CLI to fail before any work) names every input's outputs: `found.paths[i]` is written
+    to `output_dir / stems[i]` plus a suffix (see `output_suffixes`). `output_dir` must be new or empty
+    unless `overwrite` (see `check_output_folder`).
+    """
 
     def __init__(
         self,
-        found: FoundImages,
-        stems: Sequence[Path],
-        output_dir: Path,
-        class_names: Sequence[str],
+        output_dir: str = "predictions",
         overlay: bool = False,
         probabilities: bool = False,
+        overwrite: bool = False,
     ) -> None:
         super().__init__(write_interval="batch")
-        self.found = found
-        self.stems = list(stems)
-        self.output_dir = output_dir
-        self.class_names = list(class_names)
+        self.output_dir = Path(output_dir)
         self.overlay = overlay
         self.probabilities = probabilities
+        self.overwrite = overwrite
+        self.found: FoundImages | None = None
+        self.stems: list[Path] = []
+        self.class_names: list[str] = []
         self.written = 0
         self.skipped = 0
         self.problems: list[tuple[Path, str]] = []
         self.seconds = 0.0
+
+    def plan(self, found: FoundImages, class_names: Sequence[str]) -> None:
+        """Name the outputs of `found`'s images for a model of `class_names`.
+
+        Raises:
+            ValueError: the output folder must not be used (see `check_output_folder`).
+        """
+        suffixes = output_suffixes(class_names)
+        stems = output_stems([found.relative(path) for path in found.paths], suffixes)
+        check_output_folder(self.output_dir, found, stems, suffixes, self.overwrite)
+        self.found, self.stems, self.class_names = found, stems, list(class_names)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.found is None:
+            self.plan(predict_images(trainer.datamodule), pl_module.class_names)
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -188,16 +236,12 @@ class MaskWriter(BasePredictionWriter):
 
         Returns its manifest row."""
         path, stem = self.found.paths[index], self.output_dir / self.stems[index]
-        if probabilities.shape[1:] != size:
-            probabilities = F.interpolate(
-                probabilities[None], size=size, mode="bilinear", align_corners=False
-            )[0]
-        mask = probabilities.argmax(dim=0).to(torch.uint8).cpu().numpy()  # (H, W)
+        mask = mask_from_probabilities(probabilities, size)  # (H, W)
         save_image(mask, stem.with_name(stem.name + ".png"), "PNG")
         if self.overlay:
             save_image(overlay(load_image(path), mask), stem.with_name(stem.name + ".overlay.jpg"), "JPEG")
         if self.probabilities:
-            grey = (probabilities * 255).round().to(torch.uint8).cpu().numpy()  # (C, H, W)
+            grey = (resize_probabilities(probabilities, size) * 255).round().to(torch.uint8).cpu().numpy()
             for name, channel in zip(self.class_names, grey, strict=True):
                 save_image(channel, stem.with_name(f"{stem.name}.prob_{name}.png"), "PNG")
         self.written += 1
@@ -267,8 +311,38 @@ def merge_manifests(parts: Sequence[Path], manifest: Path) -> list[tuple[Path, s
     return problems
 
 
+def resizes(mode: PredictMode) -> bool:
+    """Whether `--mode` resizes images to the training size (`data.init_args.resize`)."""
+    return mode == "resize"
+
+
+def inferer_config(
+    mode: PredictMode,
+    tile_size: int | None,
+    tile_overlap: float,
+    tta: bool,
+    image_size: int | Sequence[int],
+    batch_size: int,
+) -> dict[str, Any]:
+    """`model.inferer` of a predict run: tiles of `tile_size` (default: the training size `image_size`)
+    in tiled mode, `batch_size` tiles per forward pass, flip TTA with `tta`."""
+    training_side = image_size if isinstance(image_size, int) else max(int(side) for side in image_size)
+    return {
+        "class_path": f"{Inferer.__module__}.{Inferer.__name__}",
+        "init_args": {
+            # Plain int and float: the restricted types of the options do not dump to YAML.
+            "tile_size": int(tile_size or training_side) if mode == "tiled" else None,
+            "tile_overlap": float(tile_overlap),
+            "tile_batch_size": batch_size,
+            "flip_tta": tta,
+        },
+    }
+
+
 def add_predict_arguments(parser: LightningArgumentParser) -> None:
-    """The options of `unetskip predict` (a LightningArgumentParser of the predict subcommand)."""
+    """The options of `unetskip predict` (the LightningArgumentParser of the predict subcommand), linked
+    to what they configure: `data` (an ImageFolderDataModule), `model.inferer` and `mask_writer`."""
+    parser.add_lightning_class_args(MaskWriter, "mask_writer")
     parser.add_argument(
         "--input",
         type=str,
@@ -290,13 +364,13 @@ def add_predict_arguments(parser: LightningArgumentParser) -> None:
     )
     parser.add_argument(
         "--tile_size",
-        type=int | None,
+        type=PositiveInt | None,
         default=None,
         help="Tile side in tiled mode (default: the training image size).",
     )
     parser.add_argument(
         "--tile_overlap",
-        type=float,
+        type=TileOverlap,
         default=0.25,
         help="Overlap of neighbouring tiles, a fraction in [0, 1).",
     )
@@ -322,9 +396,28 @@ def add_predict_arguments(parser: LightningArgumentParser) -> None:
     parser.add_argument(
         "--strict", action=ActionYesNo, default=False, help="Exit with status 1 when an input was skipped."
     )
+    parser.link_arguments("input", "data.init_args.source")
+    parser.link_arguments("output", "data.init_args.exclude")  # an output folder inside the input
+    parser.link_arguments("mode", "data.init_args.resize", compute_fn=resizes)
+    parser.link_arguments(
+        (
+            "mode",
+            "tile_size",
+            "tile_overlap",
+            "tta",
+            "data.init_args.image_size",
+            "data.init_args.batch_size",
+        ),
+        "model.inferer",
+        compute_fn=inferer_config,
+    )
+    parser.link_arguments("output", "mask_writer.output_dir")
+    for key in ("overlay", "probabilities", "overwrite"):
+        parser.link_arguments(key, f"mask_writer.{key}")
     parser.link_arguments("output", "trainer.default_root_dir")
     parser.set_defaults(
         {
+            "data": {"class_path": f"{ImageFolderDataModule.__module__}.{ImageFolderDataModule.__name__}"},
             "trainer.logger": False,
             "trainer.enable_progress_bar": False,  # MaskWriter shows images and img/s instead
             "trainer.enable_model_summary": False,
@@ -355,44 +448,3 @@ def check_output_folder(
                 raise ValueError(
                     f"--output {output_dir} would overwrite the input {target}: choose another folder"
                 )
-
-
-def prepare_predict(
-    trainer: L.Trainer,
-    model: SegmentationModule,
-    datamodule: OxfordPetDataModule,
-    ckpt_path: str | None,
-    options: Namespace,
-) -> MaskWriter:
-    """Sets up `trainer.predict` on the images of `options.input` (the data module's predict dataset, the
-    model's inferer, a MaskWriter among the trainer's callbacks); returns the writer (counts, summary).
-
-    Raises:
-        ValueError, FileNotFoundError: no checkpoint, no images, or an output folder that must not be used.
-    """
-    if not ckpt_path:
-        raise ValueError(
-            "predict needs --ckpt_path: the checkpoint holds the model, its weights and settings"
-        )
-    output_dir = Path(options.output)
-    found = find_images(options.input, exclude=output_dir)
-    if not found.paths and not found.rejected:
-        raise FileNotFoundError(f"--input {options.input} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-    suffixes = output_suffixes(model.class_names)
-    stems = output_stems([found.relative(path) for path in found.paths], suffixes)
-    check_output_folder(output_dir, found, stems, suffixes, options.overwrite)
-
-    size = datamodule.image_size
-    training_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    datamodule.predict_dataset = ImageFileDataset(
-        found.paths, training_size if options.mode == "resize" else None
-    )
-    model.inferer = Inferer(
-        tile_size=(options.tile_size or max(training_size)) if options.mode == "tiled" else None,
-        tile_overlap=options.tile_overlap,
-        tile_batch_size=datamodule.batch_size,
-        flip_tta=options.tta,
-    )
-    writer = MaskWriter(found, stems, output_dir, model.class_names, options.overlay, options.probabilities)
-    trainer.callbacks.append(writer)
-    return writer

@@ -8,12 +8,12 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric
 
 from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
+from unetskip.compat import lightning_cli_config_given
 from unetskip.inference import Inferer
 from unetskip.losses import LossName, SegmentationLoss, inverse_frequency_weights
 from unetskip.metrics import SegmentationScores
@@ -27,7 +27,8 @@ class SegmentationModule(L.LightningModule):
     with `image` (B, 3, H, W) float, `mask` (B, H, W) long, and optionally `border` (B, H, W) bool, the
     trimap border region, for the border-band scores (the region grown by `border_band_width` pixels); in
     predict, `image` holds uint8 RGB images of any sizes (see `unetskip.data.image_files`).
-    Metrics are logged once per epoch under `train/`, `val/` and `test/`.
+    Metrics are logged once per epoch under `train/`, `val/` and `test/`. `inferer` says how predict
+    turns images into probabilities (whole or in tiles, flip TTA); None is `Inferer()`.
 
     `class_weights` weigh the cross-entropy part of the loss per class: a list (one per class), or
     "auto", the inverse pixel frequency of the training split, computed in `setup("fit")` from the
@@ -45,12 +46,14 @@ class SegmentationModule(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         border_band_width: int = 3,
         class_weights: list[float] | Literal["auto"] | None = None,
+        inferer: Inferer | None = None,
     ) -> None:
         super().__init__()
         # Under LightningCLI the saved hparams are the parsed config, in which `net` is its class_path
         # and init_args: that rebuilds the network from the checkpoint alone. Built in Python, `net` is
-        # a module that must not be pickled into the hparams (its weights are in the state dict).
-        self.save_hyperparameters(ignore=None if _given_hyperparameters.get() else ["net"])
+        # a module that must not be pickled into the hparams (its weights are in the state dict), nor
+        # the inferer (a checkpoint holds plain values only, read with weights_only=True).
+        self.save_hyperparameters(ignore=None if lightning_cli_config_given() else ["net", "inferer"])
         self.net = net
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
@@ -73,8 +76,7 @@ class SegmentationModule(L.LightningModule):
         # (Lightning-AI/pytorch-lightning#21859), as they do under DDP (see OxfordPetDataModule).
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
-        # How predict_step turns images into probabilities (tiles, flip TTA): set by `unetskip predict`.
-        self.inferer = Inferer()
+        self.inferer = inferer or Inferer()
         self.border_note_shown = False  # the note that border-band scores are skipped, said once
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -84,7 +86,7 @@ class SegmentationModule(L.LightningModule):
             raise ValueError(
                 f"the network outputs {logits.shape[1]} channels but the data has {self.num_classes} "
                 f"classes {self.class_names}: set the network's class count (model.net.init_args."
-                "num_classes for UNet, classes for smp) to match data.mask_mode"
+                "num_classes for UNet, classes for smp) to match the data's classes"
             )
         return logits
 

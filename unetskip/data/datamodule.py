@@ -28,8 +28,7 @@ class OxfordPetDataModule(SegmentationDataModule):
     "border": (B, H, W) bool (the trimap border region), "name": [..]}`.
     The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
-    Predict serves `predict_dataset` instead (any image files, set by `unetskip predict`) and needs neither
-    `root` nor a download.
+    Predict reads any image files with `ImageFolderDataModule` instead.
     `num_workers=None` gives each process the node's CPUs shared among its processes, less one.
     Under DDP each process evaluates its own share of val and test, every image exactly once (no padding
     with repeated images), so metrics summed across processes equal those of one process.
@@ -71,14 +70,11 @@ class OxfordPetDataModule(SegmentationDataModule):
         self.seed = seed
 
     def prepare_data(self) -> None:
-        """Download when asked and not already there (runs on one process only; never for predict)."""
-        predicting = self.trainer is not None and self.trainer.predicting
-        if self.download and not predicting and not dataset_is_complete(self.root):
+        """Download when asked and not already there (runs on one process only)."""
+        if self.download and not dataset_is_complete(self.root):
             download_oxford_pet(self.root)
 
     def setup(self, stage: str) -> None:
-        if stage == "predict":
-            return  # predict_dataset reads its own files
         if not dataset_is_complete(self.root):
             raise FileNotFoundError(
                 f"data.root={str(self.root)!r} is not an Oxford-IIIT Pet folder (it needs images/, "

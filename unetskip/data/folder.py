@@ -116,9 +116,8 @@ class FolderDataModule(SegmentationDataModule):
         return check_layout(layout, self.class_names, self.encoding, splits)
 
     def setup(self, stage: str) -> None:
-        if stage == "predict":
-            return  # predict_dataset reads its own files
-        splits = {"fit": ("train", "val"), "validate": ("train", "val"), "test": ("test",)}[stage]
+        # predict reads image files with ImageFolderDataModule (`unetskip predict`): nothing to set up here
+        splits = {"fit": ("train", "val"), "validate": ("train", "val"), "test": ("test",)}.get(stage, ())
         if all(split in self.datasets for split in splits):
             return
         layout = find_layout(self.root, self.val_fraction, self.test_fraction, self.split_seed)

@@ -1,5 +1,5 @@
 """What every segmentation DataModule of the project shares: seeded splits, worker settings, and the
-train, val, test and predict loaders over its `datasets`."""
+train, val and test loaders over its `datasets`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from unetskip.data.image_files import ImageFileDataset, collate_image_files
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
 
 
@@ -44,7 +43,6 @@ class SegmentationDataModule(L.LightningDataModule):
     (None takes `torch.initial_seed()`) through `EpochShuffleSampler`, so a run resumes mid-epoch on the
     same batches.
     Under DDP each process evaluates its own share of val and test, every image exactly once.
-    Predict serves `predict_dataset` (any image files, set by `unetskip predict`).
     """
 
     class_names: list[str]
@@ -59,7 +57,6 @@ class SegmentationDataModule(L.LightningDataModule):
     def __init__(self) -> None:
         super().__init__()
         self.datasets: dict[str, Dataset] = {}
-        self.predict_dataset: ImageFileDataset | None = None
 
     def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
         """Under DDP, this process's share of an evaluation split, without repeats; else None."""
@@ -122,16 +119,3 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        """Batches of `collate_image_files`: `batch_size` resized images, or one native-size image at a time
-        (their sizes differ; tiles are batched instead)."""
-        if self.predict_dataset is None:
-            raise RuntimeError("no images to predict on: run `unetskip predict --input PATH --output DIR`")
-        return DataLoader(
-            self.predict_dataset,
-            batch_size=self.batch_size if self.predict_dataset.image_size is not None else 1,
-            shuffle=False,
-            collate_fn=collate_image_files,
-            **{**self._workers(), "persistent_workers": False},  # one pass: no workers to keep
-        )
