@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -220,5 +221,18 @@ def cli_main(args: ArgsType = None) -> UnetSkipCLI:
 
 def main() -> None:
     """The `unetskip` console script: the CLI on sys.argv. It returns None, so a finished run exits with
-    status 0 (a console script passes its return value to sys.exit, which treats an object as failure)."""
+    status 0 (a console script passes its return value to sys.exit, which treats an object as failure).
+    Two commands are not LightningCLI subcommands (those are fixed) and have their own parsers:
+    `unetskip check-data ...`, the data check (exit status: see unetskip.check_data), and
+    `unetskip demo ...`, the web page (unetskip.demo)."""
+    command = sys.argv[1:2]
+    if command == ["check-data"]:
+        from unetskip.check_data import check_data_main  # it builds on this module
+
+        sys.exit(check_data_main(sys.argv[2:]))
+    if command == ["demo"]:
+        from unetskip.demo import main as demo_main  # it builds on this module
+
+        demo_main(sys.argv[2:])
+        return
     cli_main()

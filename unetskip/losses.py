@@ -1,7 +1,9 @@
-"""Segmentation losses: cross-entropy, soft Dice, or their sum, all honouring `ignore_index`."""
+"""Segmentation losses: cross-entropy (optionally class-weighted), soft Dice, or their sum, all honouring
+`ignore_index`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -33,22 +35,45 @@ def soft_dice_loss(
     return 1 - dice.mean()
 
 
-class SegmentationLoss(nn.Module):
-    """`ce`, `dice` or `ce+dice` (their unweighted sum) on logits (B, C, H, W) and targets (B, H, W)."""
+def inverse_frequency_weights(class_pixels: Sequence[int]) -> list[float]:
+    """Class weights from pixel counts (C,): total / (C * count_c), so that the mean weight over all pixels
+    is 1 (scikit-learn's "balanced"); a class without pixels gets weight 0 (it has no target to weigh)."""
+    counts = torch.as_tensor(list(class_pixels), dtype=torch.float64)
+    weights = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), 0.0)
+    return weights.tolist()
 
-    def __init__(self, name: LossName = "ce+dice", ignore_index: int | None = None) -> None:
+
+class SegmentationLoss(nn.Module):
+    """`ce`, `dice` or `ce+dice` (their unweighted sum) on logits (B, C, H, W) and targets (B, H, W).
+
+    `class_weights` (C,) weigh the cross-entropy of each class's target pixels (the Dice part is already
+    a mean over classes); they are a buffer, saved with the model, only when given.
+    """
+
+    def __init__(
+        self,
+        name: LossName = "ce+dice",
+        ignore_index: int | None = None,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         if name not in ("ce", "dice", "ce+dice"):
             raise ValueError(f"loss must be one of 'ce', 'dice', 'ce+dice', got {name!r}")
         self.name = name
         self.ignore_index = ignore_index
+        weights = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
+        if weights is not None and (
+            weights.ndim != 1 or not torch.isfinite(weights).all() or (weights < 0).any()
+        ):
+            raise ValueError(f"model.class_weights must be finite numbers >= 0, got {list(class_weights)}")
+        self.register_buffer("class_weights", weights)  # None: no buffer in the state dict
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """logits (B, C, H, W), target (B, H, W) -> scalar loss."""
         loss = logits.new_zeros(())
         if "ce" in self.name:
             ignore = -100 if self.ignore_index is None else self.ignore_index
-            loss = loss + F.cross_entropy(logits.float(), target, ignore_index=ignore)
+            loss = loss + F.cross_entropy(logits.float(), target, self.class_weights, ignore_index=ignore)
         if "dice" in self.name:
             loss = loss + soft_dice_loss(logits, target, self.ignore_index)
         return loss

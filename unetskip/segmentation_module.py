@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric
 
 from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
 from unetskip.compat import lightning_cli_config_given
 from unetskip.inference import Inferer
-from unetskip.losses import LossName, SegmentationLoss
+from unetskip.losses import LossName, SegmentationLoss, inverse_frequency_weights
 from unetskip.metrics import SegmentationScores
 
 
@@ -28,6 +29,11 @@ class SegmentationModule(L.LightningModule):
     predict, `image` holds uint8 RGB images of any sizes (see `unetskip.data.image_files`).
     Metrics are logged once per epoch under `train/`, `val/` and `test/`. `inferer` says how predict
     turns images into probabilities (whole or in tiles, flip TTA); None is `Inferer()`.
+
+    `class_weights` weigh the cross-entropy part of the loss per class: a list (one per class), or
+    "auto", the inverse pixel frequency of the training split, computed in `setup("fit")` from the
+    data module's `class_pixels()` (pixels per class, counted by the data check of
+    `unetskip.data.FolderDataModule`); the weights used are saved in the checkpoint's state dict.
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class SegmentationModule(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
         border_band_width: int = 3,
+        class_weights: list[float] | Literal["auto"] | None = None,
         inferer: Inferer | None = None,
     ) -> None:
         super().__init__()
@@ -50,7 +57,15 @@ class SegmentationModule(L.LightningModule):
         self.net = net
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
-        self.criterion = SegmentationLoss(loss, ignore_index)
+        if class_weights is not None and class_weights != "auto" and len(class_weights) != self.num_classes:
+            raise ValueError(
+                f"model.class_weights has {len(class_weights)} weights for {self.num_classes} classes "
+                f"{self.class_names}: give one per class, or 'auto'"
+            )
+        self.class_weights = class_weights
+        # "auto": a placeholder until setup("fit") (or the checkpoint) sets the weights.
+        weights = [1.0] * self.num_classes if class_weights == "auto" else class_weights
+        self.criterion = SegmentationLoss(loss, ignore_index, weights)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.train_scores = SegmentationScores(self.class_names, ignore_index, border_band_width)
@@ -62,6 +77,7 @@ class SegmentationModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.inferer = inferer or Inferer()
+        self.border_note_shown = False  # the note that border-band scores are skipped, said once
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C_in, H, W) -> logits (B, num_classes, H, W)."""
@@ -73,6 +89,20 @@ class SegmentationModule(L.LightningModule):
                 "num_classes for UNet, classes for smp) to match the data's classes"
             )
         return logits
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit" or self.class_weights != "auto":
+            return
+        class_pixels = getattr(self.trainer.datamodule, "class_pixels", None)
+        if class_pixels is None:
+            raise ValueError(
+                "model.class_weights=auto needs a data module that counts the pixels of each class "
+                "(unetskip.data.FolderDataModule): give a list of weights instead"
+            )
+        weights = inverse_frequency_weights(class_pixels())
+        self.criterion.class_weights.copy_(torch.tensor(weights))
+        named = ", ".join(f"{name} {w:.3g}" for name, w in zip(self.class_names, weights, strict=True))
+        rank_zero_info(f"model.class_weights=auto (inverse pixel frequency of the training split): {named}")
 
     def stage_scores(self, stage: str) -> SegmentationScores:
         """The epoch accumulator of `stage` ("train", "val" or "test")."""
@@ -106,6 +136,12 @@ class SegmentationModule(L.LightningModule):
 
     def _log_epoch_scores(self, stage: str) -> None:
         scores = self.stage_scores(stage).compute()
+        if "pet_iou_border_band" not in scores and not self.border_note_shown:
+            self.border_note_shown = True
+            rank_zero_info(
+                "the batches carry no trimap border (only Oxford-IIIT Pet's do): the border-band scores "
+                "(pet_iou_border_band, accuracy_border_band) are not computed"
+            )
         self.log(f"{stage}/dice_macro", scores.pop("dice_macro"), prog_bar=True)
         self.log_dict({f"{stage}/{key}": value for key, value in scores.items()})
         self.stage_scores(stage).reset()

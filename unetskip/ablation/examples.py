@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.pytorch.cli import instantiate_class
 from matplotlib.figure import Figure
 
 from unetskip.ablation.worker import RESULT_FILE
-from unetskip.data.datamodule import OxfordPetDataModule
+from unetskip.cli import DEFAULT_DATA_CLASS
 from unetskip.data.normalization import denormalize
 from unetskip.metrics import SegmentationScores
 from unetskip.segmentation_module import SegmentationModule
@@ -45,9 +46,9 @@ def example_batch(run_dir: Path, num_images: int, split: str = "test") -> dict[s
     hparams = torch.load(checkpoint_of(run_dir), map_location="cpu", weights_only=True)
     settings = dict(hparams["datamodule_hyper_parameters"])
     settings.pop("_instantiator", None)
-    settings.pop("_class_path", None)  # the study trains on Oxford-IIIT Pet
+    class_path = settings.pop("_class_path", DEFAULT_DATA_CLASS)  # the run's DataModule
     settings |= {"num_workers": 0, "persistent_workers": False, "batch_size": num_images}
-    datamodule = OxfordPetDataModule(**settings)
+    datamodule = instantiate_class((), {"class_path": class_path, "init_args": settings})
     datamodule.setup("test" if split == "test" else "fit")
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     return next(iter(loader))

@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if not args.skip_loader:
         if Path(data_root).is_dir():
             loader = measure_loader(
-                data_root, settings, args.workers, args.loader_batches, args.decode_samples
+                subjects[0], data_root, settings, args.workers, args.loader_batches, args.decode_samples
             )
             table += report.loader_lines(loader, models[0])
         else:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from unetskip.bench.settings import Settings
-from unetskip.data.datamodule import OxfordPetDataModule
+from unetskip.bench.subjects import Subject
+from unetskip.data.folder_layout import Sample
 from unetskip.data.image_files import load_image
+from unetskip.data.oxford_pet import PetSample
 
 
 @dataclass
@@ -20,7 +23,7 @@ class LoaderResult:
     num_workers: int
     pin_memory: bool
     img_s: float  # the train loader alone, after its first batch
-    decode_ms: float  # reading and decoding one image and its trimap, in one process
+    decode_ms: float  # reading and decoding one image and its mask (trimap), in one process
     sample_ms: float  # one whole training sample (decode + augmentations + tensor), in one process
 
 
@@ -30,17 +33,24 @@ def endless(loader: DataLoader) -> Iterator[dict]:
         yield from loader
 
 
+def sample_files(sample: PetSample | Sample) -> tuple[Path, Path]:
+    """The image and mask files of a training sample (Oxford-IIIT Pet's, or a folder's)."""
+    if isinstance(sample, PetSample):
+        return sample.image_path, sample.trimap_path
+    return sample.image, sample.mask
+
+
 def measure_loader(
-    data_root: str, settings: Settings, num_workers: int | None, batches: int, samples: int
+    subject: Subject, data_root: str, settings: Settings, num_workers: int | None, batches: int, samples: int
 ) -> LoaderResult:
-    """The DataModule's train loader alone (its default workers unless `num_workers`), timed over
-    `batches` batches after the first; and the per-sample cost of decoding vs the whole sample."""
-    datamodule = OxfordPetDataModule(
-        root=data_root,
-        image_size=settings.image_size,
-        batch_size=settings.batch_size,
-        num_workers=num_workers,
-    )
+    """The train loader alone of `subject`'s DataModule on `data_root` (its default workers unless
+    `num_workers`), timed over `batches` batches after the first; and the per-sample cost of decoding vs
+    the whole sample."""
+    settings_args = {"image_size": settings.image_size, "batch_size": settings.batch_size}
+    # The benchmark never downloads: the config's other data settings (mask encoding, classes) are kept.
+    data_args = {key: value for key, value in subject.data_args.items() if key != "download"}
+    data_args |= {**settings_args, "root": data_root, "num_workers": num_workers}
+    datamodule = subject.data_class(**data_args)
     datamodule.setup("fit")
     dataset = datamodule.datasets["train"]
     loader = datamodule.train_dataloader()
@@ -54,10 +64,11 @@ def measure_loader(
     decode = whole = 0.0
     for index, sample in enumerate(dataset.samples[:samples]):
         dataset[index]  # untimed: brings the files into the page cache, as in any epoch but the first
+        image_path, mask_path = sample_files(sample)
         start = time.perf_counter()
-        load_image(sample.image_path)
-        with Image.open(sample.trimap_path) as trimap:
-            np.asarray(trimap)
+        load_image(image_path)
+        with Image.open(mask_path) as mask:
+            np.asarray(mask)
         decode += time.perf_counter() - start
         start = time.perf_counter()
         dataset[index]

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
 from torch import nn
 
+from unetskip.cli import DEFAULT_DATA_CLASS
+from unetskip.data import OxfordPetDataModule
 from unetskip.losses import SegmentationLoss
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +51,8 @@ class Subject:
     optimizer_class: type[torch.optim.Optimizer]
     optimizer_args: dict[str, Any] = field(default_factory=dict)
     data_root: str = "data/oxford-iiit-pet"
+    data_class: type[L.LightningDataModule] = OxfordPetDataModule
+    data_args: dict[str, Any] = field(default_factory=dict)  # the config's data init_args
 
     def build_net(self) -> nn.Module:
         return self.net_class(**self.net_args)
@@ -68,6 +73,7 @@ def load_subject(path: str | Path) -> Subject:
     config_path = find_config(path)
     config = yaml.safe_load(config_path.read_text()) or {}
     model, data = config.get("model") or {}, config.get("data") or {}
+    data_class_path = data.get("class_path", DEFAULT_DATA_CLASS)
     if "class_path" in data:  # `data: {class_path: ..., init_args: {...}}`
         data = data.get("init_args") or {}
     net = model.get("net")
@@ -84,4 +90,6 @@ def load_subject(path: str | Path) -> Subject:
         optimizer_class=import_class(optimizer["class_path"], f"{config_path} model.optimizer"),
         optimizer_args=dict(optimizer.get("init_args") or {}),
         data_root=str(data.get("root", "data/oxford-iiit-pet")),
+        data_class=import_class(data_class_path, f"{config_path} data"),
+        data_args=dict(data),
     )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import random
 from pathlib import Path
 
-import lightning as L
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
+from unetskip.data.loaders import SegmentationDataModule, split_trainval
 from unetskip.data.oxford_pet import (
     MaskMode,
     OxfordPetDataset,
@@ -19,28 +15,10 @@ from unetskip.data.oxford_pet import (
     find_samples,
     read_split,
 )
-from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 
-def split_trainval(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Deterministic train/val split of the official trainval list (the order of the result is sorted)."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    shuffled = sorted(names)
-    random.Random(seed).shuffle(shuffled)
-    num_val = max(1, round(len(shuffled) * val_fraction))
-    return sorted(shuffled[num_val:]), sorted(shuffled[:num_val])
-
-
-def default_num_workers(processes_per_node: int = 1) -> int:
-    """Loader workers per process: the CPUs this process may use, shared by the node's processes, less
-    one for each process itself (at least 1)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // processes_per_node - 1)
-
-
-class OxfordPetDataModule(L.LightningDataModule):
+class OxfordPetDataModule(SegmentationDataModule):
     """Oxford-IIIT Pet images and trimaps from `root`, the dataset folder itself.
 
     `root` holds `images/` and `annotations/` (the official layout). With `download=True` the official
@@ -90,7 +68,6 @@ class OxfordPetDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers
         self.seed = seed
-        self.datasets: dict[str, OxfordPetDataset] = {}
 
     def prepare_data(self) -> None:
         """Download when asked and not already there (runs on one process only)."""
@@ -123,65 +100,3 @@ class OxfordPetDataModule(L.LightningDataModule):
                 eval_transforms(self.image_size),
                 **dataset_args,
             )
-
-    def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
-        """Under DDP, this process's share of an evaluation split, without repeats; else None."""
-        trainer = self.trainer
-        if trainer is None or trainer.world_size == 1:
-            return None
-        dataset = self.datasets[split]
-        if len(dataset) < trainer.world_size:
-            raise ValueError(
-                f"the {split} split has {len(dataset)} images, fewer than the {trainer.world_size} "
-                "processes: use fewer devices or a larger split (data.val_fraction)"
-            )
-        return UnrepeatedDistributedSampler(
-            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-        )
-
-    def _workers(self) -> dict[str, int | bool]:
-        """DataLoader arguments for worker processes: `num_workers` (None: see `default_num_workers`)."""
-        num_workers = self.num_workers
-        if num_workers is None:
-            num_workers = default_num_workers(self.trainer.num_devices if self.trainer else 1)
-        return {
-            "num_workers": num_workers,
-            "persistent_workers": self.persistent_workers and num_workers > 0,
-            "pin_memory": self.pin_memory,
-        }
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=False,
-            sampler=self._eval_sampler(split),
-            **self._workers(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = self.datasets["train"]
-        if self.trainer is not None and self.trainer.world_size > 1:
-            # Under DDP Lightning shards this loader with its DistributedSampler (seeded by
-            # seed_everything); a run resumed mid-epoch then restarts that epoch.
-            return DataLoader(
-                dataset,
-                batch_size=self.batch_size,
-                shuffle=True,
-                drop_last=len(dataset) > self.batch_size,
-                **self._workers(),
-            )
-        seed = torch.initial_seed() if self.seed is None else self.seed
-        return ResumableDataLoader(
-            SeededTransforms(dataset),
-            EpochShuffleSampler(len(dataset), seed),
-            batch_size=self.batch_size,
-            drop_last=len(dataset) > self.batch_size,
-            **self._workers(),
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")

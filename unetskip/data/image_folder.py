@@ -6,7 +6,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from unetskip.data.datamodule import default_num_workers
 from unetskip.data.image_files import (
     IMAGE_SUFFIXES,
     FoundImages,
@@ -15,6 +14,7 @@ from unetskip.data.image_files import (
     find_images,
 )
 from unetskip.data.image_size import parse_image_size
+from unetskip.data.loaders import default_num_workers
 
 
 class ImageFolderDataModule(L.LightningDataModule):

@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from unetskip.data.oxford_pet import OxfordPetDataset
-
 
 class EpochShuffleSampler(Sampler[tuple[int, int]]):
     """Yields `(index, augmentation_seed)` for each of `num_samples` samples, in a new order every epoch.
@@ -47,13 +45,14 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
 
 
 class SeededTransforms(Dataset):
-    """`dataset[(index, seed)]` is sample `index` of `dataset` with its random transform seeded by `seed`.
+    """`dataset[(index, seed)]` is sample `index` of `dataset` with its random transform seeded by `seed`
+    (`dataset.transform` is an albumentations `Compose`).
 
     A plain int index (as under a sampler that Lightning substitutes, e.g. for `overfit_batches`) leaves
     the transform's own random state in charge.
     """
 
-    def __init__(self, dataset: OxfordPetDataset) -> None:
+    def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:

@@ -1,0 +1,147 @@
+"""Your own images and masks: the dataset and the LightningDataModule of a folder (see
+`unetskip.data.folder_layout` for the layouts, `unetskip.data.masks` for the mask encodings)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import Dataset
+
+from unetskip.data.check import DataCheckError, DataReport, check_layout
+from unetskip.data.folder_layout import Sample, find_layout
+from unetskip.data.image_files import load_image
+from unetskip.data.loaders import SegmentationDataModule
+from unetskip.data.masks import MaskEncoding, MaskValueError, read_mask
+from unetskip.data.transforms import eval_transforms, train_transforms
+
+
+class FolderDataset(Dataset):
+    """Samples as dicts `{"image": (3, H, W) float, "mask": (H, W) long, "name": str}` (name: the stem).
+
+    Images are decoded by `load_image` (any format, upright by their EXIF orientation); masks are read as
+    stored and decoded by `encoding`. A mask the data check would reject raises `MaskValueError` naming
+    it (the DataModule checks every mask before training, so this only guards files changed since).
+    """
+
+    def __init__(
+        self, samples: Sequence[Sample], transform: Callable[..., dict], encoding: MaskEncoding
+    ) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.encoding = encoding
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        sample = self.samples[index]
+        image = load_image(sample.image)  # (H, W, 3) uint8
+        decoded = self.encoding.decode(read_mask(sample.mask))
+        if decoded.invalid:
+            raise MaskValueError(
+                f"{sample.mask}: values {sorted(decoded.invalid)} are outside "
+                f"{self.encoding.describe_classes()}"
+            )
+        if decoded.mask.shape != image.shape[:2]:
+            raise MaskValueError(
+                f"{sample.mask} is {decoded.mask.shape[1]}x{decoded.mask.shape[0]} but {sample.image} is "
+                f"{image.shape[1]}x{image.shape[0]} (as displayed)"
+            )
+        out = self.transform(image=image, mask=decoded.mask)
+        return {"image": out["image"], "mask": out["mask"].long(), "name": sample.stem}
+
+
+class FolderDataModule(SegmentationDataModule):
+    """Your own images and masks from the folder `root` (layouts: `unetskip.data.folder_layout`).
+
+    `class_names` are the classes in class-index order. Masks hold class indices (PNG mode L, or P
+    where the palette index is the class), 0/255 binary masks (two classes; `binary_255`), or RGB
+    colours with `palette` (one [r, g, b] per class; `void_color` -> `ignore_index`). Pixels equal to
+    `ignore_index` count in no loss and no metric. Without split lists or split folders, `val_fraction`
+    (and `test_fraction`, 0: no test split) of the images are held out, shuffled by `split_seed`.
+    Options shared with `OxfordPetDataModule` mean the same there (`image_size`, `batch_size`, `seed`,
+    `num_workers`, ...). `setup` runs the data check (`unetskip check-data`) on the splits the stage
+    needs and stops with its report on any error. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
+    "name": [..]}` (no trimap border: border-band scores are not computed).
+    """
+
+    def __init__(
+        self,
+        root: str = "data/own",
+        class_names: Sequence[str] = ("background", "foreground"),
+        palette: list[tuple[int, int, int]] | None = None,
+        void_color: tuple[int, int, int] | None = None,
+        binary_255: bool = True,
+        image_size: int | tuple[int, int] = 256,
+        ignore_index: int = 255,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.0,
+        split_seed: int = 42,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction must be in [0, 1), got {test_fraction}")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.encoding = MaskEncoding.build(class_names, ignore_index, palette, void_color, binary_255)
+        self.class_names = list(class_names)
+        self.root = Path(root)
+        self.image_size = image_size
+        self.ignore_index = ignore_index
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.persistent_workers = persistent_workers
+        self.seed = seed
+        self.reports: dict[str, DataReport] = {}  # stage -> the check run by its setup
+
+    def check(self, splits: Sequence[str] | None = None) -> DataReport:
+        """Run the data check on `splits` (all when None); reads, never writes."""
+        layout = find_layout(self.root, self.val_fraction, self.test_fraction, self.split_seed)
+        return check_layout(layout, self.class_names, self.encoding, splits)
+
+    def setup(self, stage: str) -> None:
+        # predict reads image files with ImageFolderDataModule (`unetskip predict`): nothing to set up here
+        splits = {"fit": ("train", "val"), "validate": ("train", "val"), "test": ("test",)}.get(stage, ())
+        if all(split in self.datasets for split in splits):
+            return
+        layout = find_layout(self.root, self.val_fraction, self.test_fraction, self.split_seed)
+        if stage == "test" and "test" not in layout.splits:
+            raise ValueError(
+                f"data.root={str(self.root)!r} has no test split ({layout.description}): add "
+                "splits/test.txt or a test/ folder, or set data.test_fraction"
+            )
+        report = check_layout(layout, self.class_names, self.encoding, splits)
+        if report.all_errors():
+            raise DataCheckError(report.format())
+        rank_zero_info(report.format())  # the pairs, notes (0/255 masks, EXIF) and class shares
+        self.reports[stage] = report
+        for split in splits:
+            transform = (
+                train_transforms(self.image_size, self.ignore_index)
+                if split == "train"
+                else eval_transforms(self.image_size)
+            )
+            self.datasets[split] = FolderDataset(layout.splits[split], transform, self.encoding)
+
+    def class_pixels(self) -> np.ndarray:
+        """Pixels per class (C,) of the training split, as the data check counted them in `setup("fit")`."""
+        for report in self.reports.values():
+            if any(split.name == "train" for split in report.splits):
+                return report.split("train").class_pixels
+        raise RuntimeError("FolderDataModule.class_pixels: call setup('fit') first")

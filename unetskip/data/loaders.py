@@ -1,0 +1,121 @@
+"""What every segmentation DataModule of the project shares: seeded splits, worker settings, and the
+train, val and test loaders over its `datasets`."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import lightning as L
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
+
+
+def split_trainval(
+    names: list[str], val_fraction: float, seed: int, key: str = "data.val_fraction"
+) -> tuple[list[str], list[str]]:
+    """Deterministic split of `names` into (rest, held out) with `val_fraction` of them held out (at least
+    one); both sorted. `key` names the option in the error for a fraction outside (0, 1)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"{key} must be in (0, 1), got {val_fraction}")
+    shuffled = sorted(names)
+    random.Random(seed).shuffle(shuffled)
+    num_val = max(1, round(len(shuffled) * val_fraction))
+    return sorted(shuffled[num_val:]), sorted(shuffled[:num_val])
+
+
+def default_num_workers(processes_per_node: int = 1) -> int:
+    """Loader workers per process: the CPUs this process may use, shared by the node's processes, less
+    one for each process itself (at least 1)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // processes_per_node - 1)
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """The loaders of a DataModule whose `setup` fills `datasets` ("train", "val", "test"; each a dataset
+    of dicts with `image`, `mask`, `name`, with a seedable albumentations `transform`).
+
+    Subclasses set `class_names`, `ignore_index`, `image_size`, `batch_size`, `num_workers`,
+    `pin_memory`, `persistent_workers` and `seed`. Training batches follow `seed`
+    (None takes `torch.initial_seed()`) through `EpochShuffleSampler`, so a run resumes mid-epoch on the
+    same batches.
+    Under DDP each process evaluates its own share of val and test, every image exactly once.
+    """
+
+    class_names: list[str]
+    ignore_index: int | None
+    image_size: int | tuple[int, int]
+    batch_size: int
+    num_workers: int | None
+    pin_memory: bool
+    persistent_workers: bool
+    seed: int | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datasets: dict[str, Dataset] = {}
+
+    def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
+        """Under DDP, this process's share of an evaluation split, without repeats; else None."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        dataset = self.datasets[split]
+        if len(dataset) < trainer.world_size:
+            raise ValueError(
+                f"the {split} split has {len(dataset)} images, fewer than the {trainer.world_size} "
+                "processes: use fewer devices or a larger split (data.val_fraction)"
+            )
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
+
+    def _workers(self) -> dict[str, int | bool]:
+        """DataLoader arguments for worker processes: `num_workers` (None: see `default_num_workers`)."""
+        num_workers = self.num_workers
+        if num_workers is None:
+            num_workers = default_num_workers(self.trainer.num_devices if self.trainer else 1)
+        return {
+            "num_workers": num_workers,
+            "persistent_workers": self.persistent_workers and num_workers > 0,
+            "pin_memory": self.pin_memory,
+        }
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=False,
+            sampler=self._eval_sampler(split),
+            **self._workers(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Under DDP Lightning shards this loader with its DistributedSampler (seeded by
+            # seed_everything); a run resumed mid-epoch then restarts that epoch.
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=True,
+                drop_last=len(dataset) > self.batch_size,
+                **self._workers(),
+            )
+        seed = torch.initial_seed() if self.seed is None else self.seed
+        return ResumableDataLoader(
+            SeededTransforms(dataset),
+            EpochShuffleSampler(len(dataset), seed),
+            batch_size=self.batch_size,
+            drop_last=len(dataset) > self.batch_size,
+            **self._workers(),
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
