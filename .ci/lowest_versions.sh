@@ -20,9 +20,10 @@ python3 -m venv "$LOWEST_VENV"
 # torch and torchvision (same versions as the floor, which CI pins for the main venv): hard links of the
 # main venv's files instead of unpacking 5 GB again; pip replaces them if .ci/lowest.txt asks for others.
 .venv/bin/python .ci/link_packages.py "$LOWEST_VENV" torch torchvision --except numpy pillow
-"$LOWEST_VENV/bin/python" -m pip install --quiet -c .ci/lowest.txt ".[notebook]" pytest
-"$LOWEST_VENV/bin/python" -m pip check
-"$LOWEST_VENV/bin/python" - <<'PY'
+PYTHON=$(cd "$LOWEST_VENV" && pwd)/bin/python
+"$PYTHON" -m pip install --quiet -c .ci/lowest.txt ".[notebook]" pytest
+"$PYTHON" -m pip check
+"$PYTHON" - <<'PY'
 from importlib import metadata
 pins = [line.split("#")[0].strip() for line in open(".ci/lowest.txt")]
 for pin in filter(None, pins):
@@ -32,5 +33,5 @@ for pin in filter(None, pins):
 print("lowest versions:", ", ".join(filter(None, pins)))
 PY
 # From outside the checkout's root, so that `unetskip` is the installed copy, not the source folder.
-(cd tests && "../$LOWEST_VENV/bin/python" -m pytest -p no:cacheprovider --rootdir .. -c ../pyproject.toml \
+(cd tests && "$PYTHON" -m pytest -p no:cacheprovider --rootdir .. -c ../pyproject.toml \
     "${LOWEST_TESTS[@]/#tests\//}")
