@@ -1,4 +1,4 @@
-# unetskip on an official CUDA PyTorch image (README.md, section "Docker"):
+# unetskip on an official CUDA PyTorch image (docs/docker.md):
 #   docker build -t unetskip .
 #   docker run --rm --gpus all --ipc=host -v "$PWD/data:/data" -v "$PWD/runs:/runs" \
 #       unetskip fit --config configs/unet.yaml
@@ -6,9 +6,9 @@
 #   docker build --build-arg EXTRAS=demo -t unetskip-demo .
 #   docker run --rm -p 7860:7860 -v "$PWD/runs:/runs" --entrypoint unetskip-demo unetskip-demo \
 #       --ckpt_path runs/<run>/checkpoints/last.ckpt --host 0.0.0.0
-# BASE_IMAGE may be any image with Python >= 3.11, pip, torch and torchvision on PATH: its torch and
-# torchvision are kept as they are (scripts/docker_smoke.sh builds on a local Debian base this way).
-ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime
+# BASE_IMAGE may be any image with Python >= 3.11, pip, torch >= 2.14.1 and torchvision on PATH: its
+# torch and torchvision are kept as they are (scripts/docker_smoke.sh builds on a local Debian base this way).
+ARG BASE_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -39,10 +39,12 @@ print('\n'.join(p['build-system']['requires'] + p['project']['dependencies'] + e
     && rm /tmp/base-torch.txt /tmp/requirements.txt
 
 # The package itself: nothing to resolve or download (the build backend came with the dependencies).
+# configs/ ships inside the package too (the benchmark's default configs).
 COPY README.md ./
 COPY unetskip ./unetskip
+COPY configs ./configs
 RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
-    && rm -rf build unetskip.egg-info
+    && rm -rf build unetskip.egg-info configs
 
 # Runtime: configs in the working directory; data and runs in volumes. /workspace/data and
 # /workspace/runs point at /data and /runs, so the configs' relative paths (data.root

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the Docker image with podman and smoke-run it, on a machine with no Docker engine and no
-# reachable registry (see README.md, section "Docker"). Re-runnable; run as root from anywhere:
+# reachable registry (see docs/docker.md). Re-runnable; run as root from anywhere:
 #   apt-get install -y podman runc debootstrap     # once
 #   scripts/docker_smoke.sh
 # Steps (each timed):

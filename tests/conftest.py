@@ -1,7 +1,12 @@
-"""Shared fixtures: a tiny synthetic Oxford-IIIT Pet folder in the official layout."""
+"""Shared fixtures: a tiny synthetic Oxford-IIIT Pet folder in the official layout; the package installed
+as a user gets it."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +15,8 @@ import pytest
 from PIL import Image
 
 from unetskip.data.oxford_pet import TRIMAP_BACKGROUND, TRIMAP_BORDER, TRIMAP_PET
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_pet_sample(root: Path, name: str, height: int, width: int, seed: int) -> None:
@@ -82,3 +89,22 @@ def offline_wandb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR"):
             patch.setenv(name, str(home / name.lower()))
         yield
+
+
+@pytest.fixture(scope="session")
+def installed_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a process that imports unetskip as `pip install .` installs it (a wheel, no
+    link to this checkout): the project's files are copied as the Dockerfile copies them, installed
+    without dependencies (this venv has them) into a folder of their own, which goes first on PYTHONPATH."""
+    source, target = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("installed")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("unetskip", "configs"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
+    subprocess.run([*install, str(source)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    probe = [sys.executable, "-c", "import unetskip; print(unetskip.__file__)"]
+    imported = subprocess.run(probe, env=env, cwd=target.parent, capture_output=True, text=True, check=True)
+    assert Path(imported.stdout.strip()).is_relative_to(target), imported.stdout
+    return env

@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -13,6 +15,7 @@ import pytest
 import torch
 from conftest import tiny_flags
 from jsonargparse import Namespace
+from wandb_offline import OfflineRun
 
 from unetskip.ablation.__main__ import main
 from unetskip.ablation.examples import comparison_figure, runs_to_compare
@@ -22,7 +25,6 @@ from unetskip.ablation.plots import grad_norm_figure, val_dice_figure
 from unetskip.ablation.report import load_study, write_report
 from unetskip.ablation.study import check_settings, run_args, run_folder
 from unetskip.ablation.worker import study_loggers, train_and_test
-from unetskip.wandb_offline import OfflineRun
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BASE = [str(CONFIGS / "unet.yaml")]
@@ -370,7 +372,7 @@ def test_notebook_command_runs_it_top_to_bottom_on_a_study(tiny_study, capsys):
 def test_notebook_finds_data_given_relative_to_where_the_command_runs(
     tiny_study, pet_root, tmp_path, monkeypatch
 ):
-    """As after `ablation run --config configs/ablation_cpu.yaml` (data.root: ../shared/...) from the repo."""
+    """As after `ablation run ... -- --data.root ../shared/...` (a relative path) from the repo."""
     study = shutil.copytree(tiny_study, tmp_path / "study")
     for ckpt in study.rglob("*.ckpt"):
         checkpoint = torch.load(ckpt, weights_only=True)
@@ -378,6 +380,19 @@ def test_notebook_finds_data_given_relative_to_where_the_command_runs(
         torch.save(checkpoint, ckpt)
     monkeypatch.chdir(tmp_path)
     assert main(["notebook", str(study)]) == 0
+    executed = nbformat.read(study / "ablation.ipynb", as_version=4)
+    outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert sum("image/png" in output.get("data", {}) for output in outputs) == 3
+
+
+def test_an_installed_package_runs_the_notebook_command_from_any_folder(tiny_study, installed_env, tmp_path):
+    """The notebook ships in the wheel: the command needs no checkout."""
+    study = shutil.copytree(tiny_study, tmp_path / "study")
+    command = [sys.executable, "-m", "unetskip.ablation", "notebook", str(study)]
+    done = subprocess.run(command, env=installed_env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"executed notebook: {study / 'ablation.ipynb'}" in done.stdout
     executed = nbformat.read(study / "ablation.ipynb", as_version=4)
     outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]

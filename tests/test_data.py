@@ -177,6 +177,25 @@ def test_bad_datamodule_arguments_name_the_key():
         OxfordPetDataModule(mask_mode="rgb")
     with pytest.raises(ValueError, match="data.batch_size"):
         OxfordPetDataModule(batch_size=0)
+    with pytest.raises(ValueError, match="data.max_images"):
+        OxfordPetDataModule(max_images=1)
+
+
+@pytest.mark.parametrize(
+    ("max_images", "trainval", "test"), [(None, 12, 6), (8, 8, 6), (4, 4, 4), (100, 12, 6)]
+)
+def test_max_images_caps_each_official_list(pet_root, max_images, trainval, test):
+    """pet_root has 12 trainval and 6 test images; the same seed takes the same images."""
+    chosen = []
+    for _ in range(2):
+        dm = OxfordPetDataModule(root=str(pet_root), image_size=32, max_images=max_images, num_workers=0)
+        dm.setup("fit")
+        dm.setup("test")
+        assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == trainval
+        assert len(dm.datasets["test"]) == test
+        chosen.append([s.name for split in ("train", "val", "test") for s in dm.datasets[split].samples])
+    assert chosen[0] == chosen[1]
+    assert set(chosen[0][:trainval]) <= set(read_split(pet_root, "trainval"))
 
 
 SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-iiit-pet"

@@ -16,12 +16,12 @@ import wandb
 import yaml
 from PIL import Image
 from test_cli import tiny_args
+from wandb_offline import OfflineRun, offline_run_folders, read_records
 
 from unetskip.cli import cli_main
 from unetskip.data.normalization import denormalize
 from unetskip.mask_overlays import ValidationMaskOverlays
 from unetskip.wandb_logger import api_key_configured, wandb_mode
-from unetskip.wandb_offline import OfflineRun, offline_run_folders, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 5

@@ -39,7 +39,7 @@ def default_precision(
 
 def channels_last_helps(device: torch.device) -> bool:
     """True where NHWC convolutions are faster: a CUDA GPU with tensor cores (compute capability >= 7.0),
-    and a CPU (oneDNN; measured with `python -m unetskip.bench`, see the README's Speed section)."""
+    and a CPU (oneDNN; measured with `python -m unetskip.bench`, see docs/speed.md)."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= CHANNELS_LAST_MIN_CAPABILITY
     return device.type == "cpu"
@@ -87,7 +87,7 @@ class CompileNet(L.Callback):
     """Compiles the module's `net` in place with `torch.compile` (`nn.Module.compile`).
 
     The state-dict keys do not change, so checkpoints load with or without it. The first training and
-    the first evaluation step each pay the compile time (see the README's Speed section).
+    the first evaluation step each pay the compile time (see docs/speed.md).
     `mode`, `backend` and `dynamic` are `torch.compile`'s arguments.
     """
 

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rewrite the report of a results folder")
     report.add_argument("results_dir", type=Path)
     notebook = commands.add_parser(
-        "notebook", help="execute notebooks/ablation.ipynb on a results folder, save the result there"
+        "notebook", help="execute the study's notebook on a results folder, save the executed copy there"
     )
     notebook.add_argument("results_dir", type=Path)
     notebook.add_argument("--notebook", type=Path, default=NOTEBOOK, help=f"default: {NOTEBOOK}")

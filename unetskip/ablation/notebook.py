@@ -1,5 +1,5 @@
-"""Execute the study's notebook (notebooks/ablation.ipynb) on a results folder, and save the executed
-copy, with its table, plots and prediction examples, in that folder."""
+"""Execute the study's notebook (`ablation.ipynb`, shipped in this package) on a results folder, and save
+the executed copy, with its table, plots and prediction examples, in that folder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from unetskip.ablation.report import load_study
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "ablation.ipynb"
-# The notebook reads its results folder from this variable (default: ../runs/ablation_cpu).
+NOTEBOOK = Path(__file__).resolve().with_name("ablation.ipynb")
+# The notebook reads its results folder from this variable (default: runs/ablation_cpu).
 RESULTS_ENV = "UNETSKIP_ABLATION_RESULTS"
 
 
@@ -24,7 +24,7 @@ def execute_notebook(results_dir: Path, notebook: Path = NOTEBOOK, timeout_s: in
         from nbclient import NotebookClient
     except ImportError as error:
         raise ImportError(
-            f"executing a notebook needs nbclient and ipykernel: pip install -e '.[notebook]' ({error})"
+            f"executing a notebook needs nbclient and ipykernel: pip install 'unetskip[notebook]' ({error})"
         ) from error
     executed = nbformat.read(notebook, as_version=4)
     # The kernel works in this process's folder, so that relative paths in the runs' settings (a data.root

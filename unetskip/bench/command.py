@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     lines = report.header(settings)
     print("\n".join(lines), flush=True)
     models = measure_models(subjects, settings)
-    table = report.model_table(models, args.baseline) + [""] + report.targets(models, args.baseline)
+    table = report.model_table(models, args.baseline) + [""]
     overhead = loader = None
     if not args.skip_overhead:
         overhead = measure_overhead(subjects[0], settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.resources
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,6 @@ from unetskip.cli import DEFAULT_DATA_CLASS
 from unetskip.data import OxfordPetDataModule
 from unetskip.losses import SegmentationLoss
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def import_class(class_path: str, source: str) -> type:
     """`package.module.Class` -> the class; `source` names where the path came from, for errors."""
@@ -31,11 +30,14 @@ def import_class(class_path: str, source: str) -> type:
 
 
 def find_config(path: str | Path) -> Path:
-    """`path` as given, else relative to the repository (so `configs/unet.yaml` works from anywhere)."""
-    for candidate in (Path(path), REPO_ROOT / path):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"bench: config file {str(path)!r} not found (nor under {REPO_ROOT})")
+    """`path` as given, else the copy of `configs/<name>` that the package ships (installed from a wheel,
+    `configs/unet.yaml` works from any folder)."""
+    if Path(path).is_file():
+        return Path(path)
+    shipped = Path(str(importlib.resources.files("unetskip"))) / path
+    if Path(path).parent == Path("configs") and shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"bench: config file {str(path)!r} not found")
 
 
 @dataclass

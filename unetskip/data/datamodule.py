@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import torch
@@ -18,14 +19,23 @@ from unetskip.data.oxford_pet import (
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 
+def take_subset(names: list[str], max_images: int | None, seed: int) -> list[str]:
+    """At most `max_images` of `names`, chosen by `seed` (sorted); all of them when None or fewer."""
+    if max_images is None or len(names) <= max_images:
+        return names
+    return sorted(random.Random(seed).sample(sorted(names), max_images))
+
+
 class OxfordPetDataModule(SegmentationDataModule):
     """Oxford-IIIT Pet images and trimaps from `root`, the dataset folder itself.
 
     `root` holds `images/` and `annotations/` (the official layout). With `download=True` the official
     archives are fetched into it when missing; otherwise nothing is ever written there.
     Train and val come from the official `trainval` list split by `val_fraction` and `split_seed`;
-    test is the official `test` list. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
-    "border": (B, H, W) bool (the trimap border region), "name": [..]}`.
+    test is the official `test` list. `max_images` caps each of the two lists (a seeded choice by
+    `split_seed`) for a short run on a part of the dataset; None takes all.
+    Batches: `{"image": (B, 3, H, W), "mask": (B, H, W), "border": (B, H, W) bool (the trimap border
+    region), "name": [..]}`.
     The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
     Predict reads any image files with `ImageFolderDataModule` instead.
@@ -43,6 +53,7 @@ class OxfordPetDataModule(SegmentationDataModule):
         ignore_index: int = 255,
         val_fraction: float = 0.1,
         split_seed: int = 42,
+        max_images: int | None = None,
         batch_size: int = 16,
         num_workers: int | None = None,
         pin_memory: bool = True,
@@ -56,6 +67,10 @@ class OxfordPetDataModule(SegmentationDataModule):
             raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if max_images is not None and max_images < 2:
+            raise ValueError(
+                f"data.max_images must be >= 2 (a train and a val image) or null, got {max_images}"
+            )
         self.root = Path(root)
         self.download = download
         self.image_size = image_size
@@ -63,6 +78,7 @@ class OxfordPetDataModule(SegmentationDataModule):
         self.ignore_index = ignore_index
         self.val_fraction = val_fraction
         self.split_seed = split_seed
+        self.max_images = max_images
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory and torch.cuda.is_available()
@@ -83,9 +99,8 @@ class OxfordPetDataModule(SegmentationDataModule):
             )
         dataset_args = {"mask_mode": self.mask_mode, "ignore_index": self.ignore_index}
         if stage in ("fit", "validate") and "train" not in self.datasets:
-            train_names, val_names = split_trainval(
-                read_split(self.root, "trainval"), self.val_fraction, self.split_seed
-            )
+            trainval = take_subset(read_split(self.root, "trainval"), self.max_images, self.split_seed)
+            train_names, val_names = split_trainval(trainval, self.val_fraction, self.split_seed)
             self.datasets["train"] = OxfordPetDataset(
                 find_samples(self.root, train_names),
                 train_transforms(self.image_size, self.ignore_index),
@@ -96,7 +111,9 @@ class OxfordPetDataModule(SegmentationDataModule):
             )
         if stage == "test" and "test" not in self.datasets:
             self.datasets["test"] = OxfordPetDataset(
-                find_samples(self.root, read_split(self.root, "test")),
+                find_samples(
+                    self.root, take_subset(read_split(self.root, "test"), self.max_images, self.split_seed)
+                ),
                 eval_transforms(self.image_size),
                 **dataset_args,
             )

@@ -21,7 +21,7 @@ class UNet(nn.Module):
     half the resolution given above and the logits are upsampled bilinearly to the input's size. The
     parameters are the same. The configs' `stem_stride=2, base_channels=32, depth=4` has the stages of
     `stem_stride=1, base_channels=16, depth=5` from 1/2 down, without its full-resolution stage, and trains
-    1.5x faster on a CPU (see README, Speed and scaling).
+    1.5x faster on a CPU (docs/speed.md).
 
     Inputs of any height and width are padded on the bottom and right to a multiple of
     `stem_stride * 2**depth`, and the logits are cropped back, so the output always has the input's

@@ -1,0 +1,103 @@
+"""Check the commands of README.md and docs/*.md: every `python -m unetskip ...`, `unetskip.ablation`,
+`unetskip.bench` and `make fit` command in a fenced bash block names `--config` files that exist, and
+its flags parse. `fit`, `validate` and `test` commands without a `<placeholder>` are parsed by the real
+CLI with `--print_config` (nothing is built or trained); the ablation and benchmark commands by their own
+parsers. Run from the repository root:
+
+    python scripts/check_doc_commands.py          # prints each command checked; exit 1 on a problem
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
+ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+
+
+def doc_commands(path: Path) -> list[list[str]]:
+    """The commands of `path`'s fenced bash blocks as argument lists (continuations joined, comments,
+    leading `VAR=value` assignments and the `srun`/`torchrun ...` launchers dropped)."""
+    commands = []
+    for block in FENCE.findall(path.read_text()):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                if "unetskip" not in part and "make fit" not in part:
+                    continue
+                words = shlex.split(part, comments=True)
+                while words and ENV_ASSIGNMENT.match(words[0]):
+                    words.pop(0)
+                if "-m" in words and words[0] in ("torchrun", "srun", "python"):
+                    words = words[words.index("-m") :]
+                elif words[:1] == ["srun"]:
+                    words = words[1:]
+                if words[:2] == ["python", "-m"]:
+                    words = words[1:]
+                if words[:2] == ["make", "fit"] or (words[:1] == ["-m"] and words[1].startswith("unetskip")):
+                    commands.append(words)
+    return commands
+
+
+def config_files(words: list[str]) -> list[str]:
+    files = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--config"]
+    for word in words:
+        if word.startswith("CONFIGS="):
+            files += word.removeprefix("CONFIGS=").split()
+    return files
+
+
+def check(words: list[str]) -> str:
+    """'' when the command is fine, else what is wrong."""
+    missing = [name for name in config_files(words) if not (REPO / name).is_file()]
+    if missing:
+        return f"missing config files {missing}"
+    if words[0] == "make" or any("<" in word for word in words):
+        return ""
+    module, argv = words[1], words[2:]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            if module == "unetskip.bench":
+                from unetskip.bench.command import parse_args
+
+                parse_args(argv)
+            elif module == "unetskip.ablation":
+                from unetskip.ablation.__main__ import build_parser
+
+                build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+                if "--" in argv and argv[0] == "run":
+                    return check(["-m", "unetskip", "fit", *config_args(argv), *argv[argv.index("--") + 1 :]])
+            elif argv[:1] in (["fit"], ["validate"], ["test"]):
+                from unetskip.cli import cli_main
+
+                cli_main([*argv, "--print_config"])
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            return f"exit {stop.code}: {err.getvalue().strip()[-300:]}"
+    return ""
+
+
+def config_args(argv: list[str]) -> list[str]:
+    return [word for name in config_files(argv) for word in ("--config", name)]
+
+
+def main() -> int:
+    paths = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    problems = 0
+    for path in paths:
+        for words in doc_commands(path):
+            problem = check(words)
+            problems += bool(problem)
+            status = f"FAILED: {problem}" if problem else "ok"
+            print(f"{path.relative_to(REPO)}: {shlex.join(words)}: {status}", flush=True)
+    print(f"{problems} of the docs' commands have a problem")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
