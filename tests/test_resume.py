@@ -68,10 +68,6 @@ def fit_args(pets: Path, out: Path) -> list[str]:
         "false",
         "--last_checkpoint.every_n_train_steps",
         str(SAVE_EVERY),
-        # The config's last callback, EMAWeights: an average that moves within these few steps, so
-        # that its resumed state shows in the validation metrics.
-        "--trainer.callbacks.decay",
-        "0.5",
     ]
 
 
