@@ -530,6 +530,15 @@ def test_nuisance_check_says_which_effects_hold_at_another_thread_count(
     assert len(rows) == 3
     assert rows[0].endswith("| does not hold: noise |") and "test Dice" in rows[0]
     assert rows[2].endswith("| holds |") and "final train loss" in rows[2]
+    # With one seed repeated there is no interval: only a sign that flips reads as noise.
+    for variant in ("short", "none"):
+        for seed in (1, 2):
+            shutil.rmtree(other / "runs" / f"{variant}-blocks6-seed{seed}")
+    write_report(depth_study, other)
+    rows = [
+        line for line in (depth_study / "summary.md").read_text().splitlines() if "at 6 blocks/stage" in line
+    ]
+    assert rows[-3].endswith("| same sign; one seed there, no interval |")
 
 
 @pytest.fixture(scope="module")

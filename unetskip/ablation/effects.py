@@ -179,9 +179,14 @@ def nuisance_markdown(
         if not effect.excludes_zero:
             continue
         again = repeated.get((effect.label, effect.blocks, effect.column))
+        same_sign = again is not None and math.copysign(1, again.mean) == math.copysign(1, effect.mean)
         if again is None:
             reading, shown = "not repeated", "n/a"
-        elif again.excludes_zero and math.copysign(1, again.mean) == math.copysign(1, effect.mean):
+        elif not same_sign:
+            reading, shown = "sign flips: noise", again.interval()
+        elif math.isnan(again.half_width):
+            reading, shown = "same sign; one seed there, no interval", again.interval()
+        elif again.excludes_zero:
             reading, shown = "holds", again.interval()
         else:
             reading, shown = "does not hold: noise", again.interval()
