@@ -41,6 +41,7 @@ class PairedEffect:
     blocks: int | None
     column: str
     differences: tuple[float, ...]
+    seeds: tuple[int, ...] = ()  # the seed of each difference
 
     @property
     def mean(self) -> float:
@@ -86,9 +87,10 @@ def paired_effects(
             for column in columns:
                 a = paired_values(cells[with_it, blocks], column)
                 b = paired_values(cells[without, blocks], column)
-                differences = tuple(a[seed] - b[seed] for seed in sorted(a.keys() & b.keys()))
+                seeds = tuple(sorted(a.keys() & b.keys()))
+                differences = tuple(a[seed] - b[seed] for seed in seeds)
                 if differences:
-                    effects.append(PairedEffect(label, with_it, without, blocks, column, differences))
+                    effects.append(PairedEffect(label, with_it, without, blocks, column, differences, seeds))
     return effects
 
 
@@ -172,8 +174,9 @@ def nuisance_markdown(
     repeated = {(e.label, e.blocks, e.column): e for e in paired_effects(nuisance)}
     lines += [
         "",
-        "| effect (interval above excludes zero) | at the other thread count | reading |",
-        "| --- | --- | --- |",
+        "| effect (interval above excludes zero) | here, on the repeated seeds | at the other thread count "
+        "| reading |",
+        "| --- | --- | --- | --- |",
     ]
     for effect in effects:
         if not effect.excludes_zero:
@@ -190,5 +193,11 @@ def nuisance_markdown(
             reading, shown = "holds", again.interval()
         else:
             reading, shown = "does not hold: noise", again.interval()
-        lines.append(f"| {describe(effect, titles)} | {shown} | {reading} |")
+        here = "n/a"
+        if again is not None:
+            same = [
+                d for seed, d in zip(effect.seeds, effect.differences, strict=True) if seed in again.seeds
+            ]
+            here = f"{statistics.fmean(same):+.3f} ({len(same)} seeds)" if same else "n/a"
+        lines.append(f"| {describe(effect, titles)} | {here} | {shown} | {reading} |")
     return lines
