@@ -17,17 +17,35 @@ from unetskip.data.normalization import denormalize
 from unetskip.metrics import SegmentationScores
 from unetskip.segmentation_module import SegmentationModule
 
+# Pairs of variants that differ in one switch, in the order a comparison prefers them.
+PAIRS = (("long+short", "short"), ("long", "none"), ("short", "none"), ("long+short", "long"))
 
-def runs_to_compare(results_dir: Path, variants: Sequence[str] = ("long+short", "short")) -> dict[str, Path]:
-    """The run folders of `variants` for the lowest seed at which all of them finished."""
-    finished: dict[tuple[str, int], Path] = {}
+
+def finished_runs(results_dir: Path) -> dict[tuple[str, int, int], Path]:
+    """(variant, blocks_per_stage, seed) -> run folder of every finished run (blocks 0 when unrecorded)."""
+    finished = {}
     for result in sorted((results_dir / "runs").glob(f"*/{RESULT_FILE}")):
         record = json.loads(result.read_text())
-        finished[record["variant"], record["seed"]] = result.parent
-    seeds = sorted({seed for _, seed in finished})
-    for seed in seeds:
-        if all((variant, seed) in finished for variant in variants):
-            return {variant: finished[variant, seed] for variant in variants}
+        finished[record["variant"], record.get("blocks_per_stage") or 0, record["seed"]] = result.parent
+    return finished
+
+
+def pair_to_compare(results_dir: Path) -> tuple[str, str]:
+    """The first of PAIRS whose two variants both have finished runs."""
+    present = {variant for variant, _, _ in finished_runs(results_dir)}
+    for pair in PAIRS:
+        if set(pair) <= present:
+            return pair
+    raise FileNotFoundError(f"{results_dir} has no two finished variants that differ in one switch")
+
+
+def runs_to_compare(results_dir: Path, variants: Sequence[str] = ("long+short", "short")) -> dict[str, Path]:
+    """The run folders of `variants` at the largest depth and lowest seed at which all of them finished."""
+    finished = finished_runs(results_dir)
+    cells = sorted({(blocks, seed) for _, blocks, seed in finished}, key=lambda cell: (-cell[0], cell[1]))
+    for blocks, seed in cells:
+        if all((variant, blocks, seed) in finished for variant in variants):
+            return {variant: finished[variant, blocks, seed] for variant in variants}
     raise FileNotFoundError(f"{results_dir} has no seed at which all of {list(variants)} finished")
 
 

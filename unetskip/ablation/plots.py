@@ -1,4 +1,5 @@
-"""The study's figures: validation Dice per epoch, and gradient norms per stage over training.
+"""The study's figures: validation Dice per epoch, gradient norms per stage over training, and with a
+depth axis the scores and training loss against depth.
 
 Figures are built without pyplot (no global backend or figure list): save them with `savefig`, or let
 a notebook display them.
@@ -44,10 +45,20 @@ def mean_and_band(curves: Sequence[Sequence[tuple[int, float]]]) -> tuple[np.nda
 
 
 def by_variant(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
+    """The runs per variant, or per variant and depth (`long, 4 blocks`) when they have several depths."""
+    axis = len({record.blocks_per_stage for record in records}) > 1
     grouped: dict[str, list[RunRecord]] = {}
     for record in records:
-        grouped.setdefault(record.variant, []).append(record)
+        label = f"{record.variant}, {record.blocks_per_stage} blocks" if axis else record.variant
+        grouped.setdefault(label, []).append(record)
     return grouped
+
+
+def line_style(label: str) -> dict[str, object]:
+    """The variant's color; with a depth in the label, a line that is thicker the deeper the net."""
+    variant, _, depth = label.partition(", ")
+    width = 1.0 + 0.4 * int(depth.split()[0]) if depth else 1.5
+    return {"color": COLORS.get(variant), "linewidth": width}
 
 
 def val_dice_figure(records: Sequence[RunRecord]) -> Figure:
@@ -56,10 +67,10 @@ def val_dice_figure(records: Sequence[RunRecord]) -> Figure:
     axis = figure.subplots()
     for variant, runs in by_variant(records).items():
         epochs, mean, low, high = mean_and_band([run.val_dice for run in runs])
-        color = COLORS.get(variant)
+        style = line_style(variant)
         seeds = f"{len(runs)} seed" + ("s" if len(runs) > 1 else "")
-        axis.plot(epochs + 1, mean, color=color, label=f"{variant} ({seeds})")
-        axis.fill_between(epochs + 1, low, high, color=color, alpha=0.2)
+        axis.plot(epochs + 1, mean, **style, label=f"{variant} ({seeds})")
+        axis.fill_between(epochs + 1, low, high, color=style["color"], alpha=0.2)
     axis.set(
         xlabel="epoch",
         ylabel="validation Dice (macro)",
@@ -96,11 +107,74 @@ def grad_norm_figure(records: Sequence[RunRecord]) -> Figure:
             style = "-" if stage.startswith("encoder") else "--"
             axis.plot(steps, mean, style, color=color, label=stage)
             if stage == "encoder_0":
-                first.plot(steps, mean, color=COLORS.get(variant), label=variant)
+                first.plot(steps, mean, **line_style(variant), label=variant)
         axis.set(xlabel="step", ylabel="gradient norm", yscale="log", title=variant)
         axis.legend(fontsize="small")
     first.set(xlabel="step", ylabel="gradient norm", yscale="log", title="first encoder stage (encoder_0)")
     first.legend()
+    figure.tight_layout()
+    return figure
+
+
+def depth_figure(records: Sequence[RunRecord]) -> Figure:
+    """Test Dice, test border-band IoU and final train loss against the number of conv layers: one line
+    per variant (mean over seeds), a band from min to max over seeds."""
+    panels = (
+        ("test_dice_macro", "test Dice (macro)"),
+        ("test_pet_iou_border_band", "test border-band IoU"),
+        ("final_train_loss", "train loss, last epoch"),
+    )
+    figure = Figure(figsize=(15, 4.5))
+    axes = figure.subplots(1, len(panels))
+    variants: dict[str, list[RunRecord]] = {}
+    for record in records:
+        variants.setdefault(record.variant, []).append(record)
+    for axis, (column, title) in zip(axes, panels, strict=True):
+        for variant, runs in variants.items():
+            points = [
+                (int(run.row["conv_layers"]), float(run.row[column]))
+                for run in runs
+                if run.row["conv_layers"] is not None and run.row[column] is not None
+            ]
+            if not points:
+                continue
+            layers, mean, low, high = mean_and_band([points])
+            seeds = len({run.row["seed"] for run in runs})
+            color = COLORS.get(variant)
+            axis.plot(layers, mean, "o-", color=color, label=f"{variant} (≤{seeds} seeds)")
+            axis.fill_between(layers, low, high, color=color, alpha=0.2)
+        axis.set(xlabel="convolution layers", ylabel=title, title=f"{title}: mean, band = min-max")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    return figure
+
+
+def train_loss_figure(records: Sequence[RunRecord]) -> Figure:
+    """Training loss per epoch, one panel per depth, one line per variant (mean, band min-max over
+    seeds): He et al.'s degradation shows as a higher training loss of the deeper plain nets."""
+    depths: dict[int | None, list[RunRecord]] = {}
+    for record in records:
+        depths.setdefault(record.blocks_per_stage, []).append(record)
+    figure = Figure(figsize=(4 * len(depths), 4))
+    axes = figure.subplots(1, len(depths), squeeze=False, sharey=True)[0]
+    for axis, (blocks, runs) in zip(axes, sorted(depths.items(), key=lambda item: item[0] or 0), strict=True):
+        variants: dict[str, list[RunRecord]] = {}
+        for run in runs:
+            variants.setdefault(run.variant, []).append(run)
+        for variant, group in variants.items():
+            if not any(run.train_loss for run in group):
+                continue
+            epochs, mean, low, high = mean_and_band([run.train_loss for run in group])
+            color = COLORS.get(variant)
+            axis.plot(epochs + 1, mean, color=color, label=variant)
+            axis.fill_between(epochs + 1, low, high, color=color, alpha=0.2)
+        layers = runs[0].row["conv_layers"]
+        axis.set(xlabel="epoch", title=f"{blocks} blocks/stage ({layers} conv layers)", yscale="log")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("training loss (epoch mean)")
+    axes[0].legend()
     figure.tight_layout()
     return figure
 

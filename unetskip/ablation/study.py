@@ -1,7 +1,8 @@
 """Run the grid: each run in its own process, finished runs skipped, failed runs reported.
 
-A results folder holds `study.json` (the base configs and extra flags it was made with), and one folder
-per run under `runs/<variant>-seed<k>/` with the worker's `train.log` and, once finished, `result.json`.
+A results folder holds `study.json` (the base configs, extra flags and thread count it was made with),
+and one folder per run under `runs/<variant>-seed<k>/` (`runs/<variant>-blocks<n>-seed<k>/` with the depth
+axis) with the worker's `train.log` and, once finished, `result.json`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ GRID_FLAGS = (
     "--model.net.init_args.residual",
     "--seed_everything",
 )
+# Flags the depth axis sets for every run.
+DEPTH_FLAGS = ("--model.net.blocks_per_stage", "--model.net.init_args.blocks_per_stage")
 
 
 @dataclass
@@ -49,6 +52,7 @@ def is_finished(run_dir: Path) -> bool:
 def run_args(configs: Sequence[str], extra_args: Sequence[str], run: StudyRun) -> list[str]:
     """The `fit` arguments of one run: base configs, pass-through flags, then the grid's own flags."""
     args = [arg for config in configs for arg in ("--config", config)]
+    depth = [] if run.blocks_per_stage is None else [DEPTH_FLAGS[0], str(run.blocks_per_stage)]
     return [
         *args,
         *extra_args,
@@ -58,20 +62,34 @@ def run_args(configs: Sequence[str], extra_args: Sequence[str], run: StudyRun) -
         str(run.variant.residual).lower(),
         "--seed_everything",
         str(run.seed),
+        *depth,
     ]
 
 
-def check_settings(results_dir: Path, configs: Sequence[str], extra_args: Sequence[str]) -> None:
-    """Record the study's settings, or check that an existing results folder was made with the same."""
+def check_settings(
+    results_dir: Path,
+    configs: Sequence[str],
+    extra_args: Sequence[str],
+    threads: int | None = None,
+    depth_axis: bool = False,
+) -> None:
+    """Record the study's settings, or check that an existing results folder was made with the same.
+
+    `threads` (torch's intra-op thread count in every run, None: torch's default) is a setting of the
+    folder: it changes the floating-point order, so runs made with different counts are not mixed.
+    """
     if not configs:
         raise ValueError("the study needs at least one --config (e.g. configs/unet.yaml)")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    grid_flags = GRID_FLAGS + DEPTH_FLAGS if depth_axis else GRID_FLAGS
     for flag in extra_args:
-        if flag.split("=", 1)[0] in GRID_FLAGS:
+        if flag.split("=", 1)[0] in grid_flags:
             raise ValueError(f"{flag} is set by the study for every run; leave it out of the extra flags")
-    settings = {"configs": list(configs), "extra_args": list(extra_args)}
+    settings = {"configs": list(configs), "extra_args": list(extra_args), "threads": threads}
     path = results_dir / SETTINGS_FILE
     if path.is_file():
-        recorded = json.loads(path.read_text())
+        recorded = {"threads": None, **json.loads(path.read_text())}  # folders made before --threads
         if recorded != settings:
             raise ValueError(
                 f"{results_dir} holds a study made with other settings ({path}: {recorded}); rerun with "
@@ -100,14 +118,18 @@ def run_study(
     num_seeds: int,
     group: str,
     echo: Callable[[str], None] = print,
+    blocks_per_stage: Sequence[int] | None = None,
+    threads: int | None = None,
 ) -> StudyOutcome:
     """Train every run of the grid that has not finished yet, one process each, in grid order.
 
-    A run folder left without `result.json` (a failed or interrupted run) is cleared and run again.
-    A failed run is reported through `echo` with the end of its log, and the study goes on.
+    `blocks_per_stage` is the depth axis (None: none, the configs' depth); `threads` sets torch's
+    thread count in every run. A run folder left without `result.json` (a failed or interrupted run)
+    is cleared and run again. A failed run is reported through `echo` with the end of its log, and the
+    study goes on.
     """
-    check_settings(results_dir, configs, extra_args)
-    runs = grid_runs(variants, num_seeds)
+    check_settings(results_dir, configs, extra_args, threads, depth_axis=blocks_per_stage is not None)
+    runs = grid_runs(variants, num_seeds, blocks_per_stage)
     outcome = StudyOutcome()
     for index, run in enumerate(runs, start=1):
         run_dir = run_folder(results_dir, run)
@@ -129,6 +151,7 @@ def run_study(
             run.variant.name,
             "--group",
             group,
+            *([] if threads is None else ["--threads", str(threads)]),
             "--",
             *run_args(configs, extra_args, run),
         ]

@@ -1,11 +1,12 @@
 """One run of the study, in its own process: fit, test the best checkpoint, write `result.json`.
 
-    python -m unetskip.ablation.worker RUN_DIR --variant NAME --group GROUP -- CLI_ARGS...
+    python -m unetskip.ablation.worker RUN_DIR --variant NAME --group GROUP [--threads N] -- CLI_ARGS...
 
 CLI_ARGS are the arguments of `python -m unetskip fit` without the subcommand (configs and overrides).
 Everything the run writes goes to RUN_DIR: the study's CSVLogger (`metrics.csv`, `config.yaml`),
 `checkpoints/`, and W&B's files when a WandbLogger is configured (its run is put in GROUP). `result.json`
-is written last, atomically: its presence marks a finished run.
+is written last, atomically: its presence marks a finished run. The training loss per epoch is the
+CSVLogger's `train/loss_epoch`. `--threads` sets torch's intra-op thread count (the float order).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 import wandb
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
+from unetskip.ablation.depth import conv_layers
 from unetskip.cli import CLI_KWARGS, UnetSkipCLI
 from unetskip.segmentation_module import SegmentationModule
 
@@ -105,6 +108,9 @@ def train_and_test(run_dir: Path, variant: str, group: str, cli_args: list[str])
         "skip_connections": getattr(model.net, "skip_connections", None),
         "residual": getattr(model.net, "residual", None),
         "seed": cli.config.seed_everything,
+        "blocks_per_stage": cli.config.model.net.get("init_args", Namespace()).get("blocks_per_stage"),
+        "conv_layers": conv_layers(model.net),
+        "threads": torch.get_num_threads(),
         "epochs": trainer.current_epoch,
         "params": sum(p.numel() for p in model.net.parameters()),
         "wall_time_s": wall_time,
@@ -126,7 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--variant", required=True)
     parser.add_argument("--group", required=True)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args(own)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     # The study made RUN_DIR and its train.log; CSVLogger would warn about that "not empty" folder.
     warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
     train_and_test(args.run_dir, args.variant, args.group, cli_args)
