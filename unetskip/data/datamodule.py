@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import torch
-
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
 from unetskip.data.loaders import SegmentationDataModule, split_trainval
 from unetskip.data.oxford_pet import (
@@ -60,30 +58,27 @@ class OxfordPetDataModule(SegmentationDataModule):
         persistent_workers: bool = True,
         seed: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            image_size,
+            ignore_index,
+            val_fraction,
+            split_seed,
+            batch_size,
+            num_workers,
+            pin_memory,
+            persistent_workers,
+            seed,
+        )
         self.save_hyperparameters()
         self.class_names = class_names_for(mask_mode)
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if max_images is not None and max_images < 2:
             raise ValueError(
                 f"data.max_images must be >= 2 (a train and a val image) or null, got {max_images}"
             )
         self.root = Path(root)
         self.download = download
-        self.image_size = image_size
         self.mask_mode = mask_mode
-        self.ignore_index = ignore_index
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
         self.max_images = max_images
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory and torch.cuda.is_available()
-        self.persistent_workers = persistent_workers
-        self.seed = seed
 
     def prepare_data(self) -> None:
         """Download when asked and not already there (runs on one process only)."""

@@ -87,27 +87,24 @@ class FolderDataModule(SegmentationDataModule):
         persistent_workers: bool = True,
         seed: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            image_size,
+            ignore_index,
+            val_fraction,
+            split_seed,
+            batch_size,
+            num_workers,
+            pin_memory,
+            persistent_workers,
+            seed,
+        )
         self.save_hyperparameters()
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"data.test_fraction must be in [0, 1), got {test_fraction}")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.encoding = MaskEncoding.build(class_names, ignore_index, palette, void_color, binary_255)
         self.class_names = list(class_names)
         self.root = Path(root)
-        self.image_size = image_size
-        self.ignore_index = ignore_index
-        self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self.split_seed = split_seed
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory and torch.cuda.is_available()
-        self.persistent_workers = persistent_workers
-        self.seed = seed
         self.reports: dict[str, DataReport] = {}  # stage -> the check run by its setup
 
     def check(self, splits: Sequence[str] | None = None) -> DataReport:

@@ -38,24 +38,40 @@ class SegmentationDataModule(L.LightningDataModule):
     """The loaders of a DataModule whose `setup` fills `datasets` ("train", "val", "test"; each a dataset
     of dicts with `image`, `mask`, `name`, with a seedable albumentations `transform`).
 
-    Subclasses set `class_names`, `ignore_index`, `image_size`, `batch_size`, `num_workers`,
-    `pin_memory`, `persistent_workers` and `seed`. Training batches follow `seed`
-    (None takes `torch.initial_seed()`) through `EpochShuffleSampler`, so a run resumes mid-epoch on the
-    same batches.
+    Subclasses set `class_names` and pass the settings they share (same names, same meaning) to this
+    constructor, which checks them. Training batches follow `seed` (None takes `torch.initial_seed()`)
+    through `EpochShuffleSampler`, so a run resumes mid-epoch on the same batches.
     Under DDP each process evaluates its own share of val and test, every image exactly once.
     """
 
     class_names: list[str]
-    ignore_index: int | None
-    image_size: int | tuple[int, int]
-    batch_size: int
-    num_workers: int | None
-    pin_memory: bool
-    persistent_workers: bool
-    seed: int | None
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        image_size: int | tuple[int, int],
+        ignore_index: int | None,
+        val_fraction: float,
+        split_seed: int,
+        batch_size: int,
+        num_workers: int | None,
+        pin_memory: bool,
+        persistent_workers: bool,
+        seed: int | None,
+    ) -> None:
         super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.image_size = image_size
+        self.ignore_index = ignore_index
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.persistent_workers = persistent_workers
+        self.seed = seed
         self.datasets: dict[str, Dataset] = {}
 
     def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
