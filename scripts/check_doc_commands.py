@@ -19,15 +19,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+SHELL_VARIABLE = re.compile(r'^([A-Z_][A-Z0-9_]*)="([^"$]*)"$')
 WRITTEN_FILE = re.compile(r"^cat > (\S+) <<", re.MULTILINE)
 
 
 def doc_commands(path: Path) -> list[list[str]]:
-    """The commands of `path`'s fenced bash blocks as argument lists (continuations joined, comments,
+    """The commands of `path`'s fenced bash blocks as argument lists (continuations joined, `$NAME` of a
+    `NAME="value"` line of the block replaced by its value, comments,
     leading `VAR=value` assignments and the `srun`/`torchrun ...` launchers dropped)."""
     commands = []
     for block in FENCE.findall(path.read_text()):
+        variables = {}  # NAME="value" lines of the block, substituted for $NAME in its commands
         for line in block.replace("\\\n", " ").splitlines():
+            assignment = SHELL_VARIABLE.match(line)
+            if assignment:
+                variables[assignment[1]] = assignment[2]
+                continue
+            for name, value in variables.items():
+                line = line.replace(f"${name}", value)
             for part in line.split("&&"):
                 if "unetskip" not in part and "make fit" not in part:
                     continue
