@@ -459,7 +459,9 @@ def test_notebook_finds_data_given_relative_to_where_the_command_runs(
     assert sum("image/png" in output.get("data", {}) for output in outputs) == 6
 
 
-def test_an_installed_package_runs_the_notebook_command_from_any_folder(tiny_study, installed_env, tmp_path):
+def test_an_installed_package_runs_the_notebook_command_from_any_folder(
+    tiny_study, tiny_gradients, installed_env, tmp_path
+):
     """The notebook ships in the wheel: the command needs no checkout."""
     study = shutil.copytree(tiny_study, tmp_path / "study")
     command = [sys.executable, "-m", "unetskip.ablation", "notebook", str(study)]
@@ -469,9 +471,9 @@ def test_an_installed_package_runs_the_notebook_command_from_any_folder(tiny_stu
     executed = nbformat.read(study / "ablation.ipynb", as_version=4)
     outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
-    # val Dice, depth, train loss, gradient norms in training, predictions; no gradients-at-init plot (the
-    # copied study has no gradients folder)
-    assert sum("image/png" in output.get("data", {}) for output in outputs) == 5
+    # val Dice, depth, train loss, gradients at init (tiny_gradients wrote them into the study), gradient
+    # norms in training, predictions
+    assert sum("image/png" in output.get("data", {}) for output in outputs) == 6
 
 
 def test_notebook_command_on_a_folder_that_is_not_a_study_says_so(tmp_path, capsys):
