@@ -50,6 +50,17 @@ def make_pet_folder(root: Path, num_trainval: int = 12, num_test: int = 6) -> Pa
     return root
 
 
+# Flags that stop a fit after one training and one validation batch.
+ONE_STEP = [
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.limit_train_batches",
+    "1",
+    "--trainer.limit_val_batches",
+    "1",
+]
+
+
 def tiny_flags(pet_root: Path, batch_size: int = 4) -> list[str]:
     """Flags that shrink an experiment to seconds on a CPU: `pet_root`'s images at 32 px, no download, no
     loader workers, a U-Net of base width 4 and depth 2."""

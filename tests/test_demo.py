@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ONE_STEP
 from PIL import Image
 from test_cli import tiny_args
 from test_prediction import random_rgb
@@ -37,15 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def fit_tiny(pet_root: Path, folder: Path, *flags: str) -> Path:
     """One training step of the tiny U-Net with `flags`; its last.ckpt."""
-    limits = [
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.limit_train_batches",
-        "1",
-        "--trainer.limit_val_batches",
-        "1",
-    ]
-    cli_main(["fit", *tiny_args(pet_root, folder), *limits, *flags])
+    cli_main(["fit", *tiny_args(pet_root, folder), *ONE_STEP, *flags])
     (ckpt,) = (folder / "runs").rglob("last.ckpt")
     return ckpt
 

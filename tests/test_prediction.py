@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import ONE_STEP
 from PIL import Image
 from test_cli import tiny_args
 
@@ -116,15 +117,7 @@ def checkpoint(pet_root, tmp_path_factory) -> Path:
     """One training step of the tiny U-Net; its data settings then point at a folder that does not exist
     and ask for a download, which predict must need neither of."""
     tmp_path = tmp_path_factory.mktemp("fit")
-    limits = [
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.limit_train_batches",
-        "1",
-        "--trainer.limit_val_batches",
-        "1",
-    ]
-    cli_main(["fit", *tiny_args(pet_root, tmp_path), *limits])
+    cli_main(["fit", *tiny_args(pet_root, tmp_path), *ONE_STEP])
     (ckpt,) = (tmp_path / "runs").rglob("last.ckpt")
     contents = torch.load(ckpt, weights_only=True)
     contents["datamodule_hyper_parameters"] |= {"root": str(tmp_path / "missing"), "download": True}
