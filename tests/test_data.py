@@ -16,6 +16,7 @@ from unetskip.data.datamodule import split_trainval
 from unetskip.data.image_files import load_image
 from unetskip.data.image_size import parse_image_size
 from unetskip.data.oxford_pet import OxfordPetDataset, find_samples, read_split
+from unetskip.data.transforms import train_transforms
 
 # Official trimap values: 1 pet, 2 background, 3 border.
 TRIMAP = np.array([[2, 2, 3], [3, 1, 1]], dtype=np.uint8)
@@ -179,6 +180,30 @@ def test_bad_datamodule_arguments_name_the_key():
         OxfordPetDataModule(batch_size=0)
     with pytest.raises(ValueError, match="data.max_images"):
         OxfordPetDataModule(max_images=1)
+    for crop_scale in [(0.0, 1.0), (0.9, 0.5), (0.5, 1.2)]:
+        with pytest.raises(ValueError, match="data.crop_scale"):
+            OxfordPetDataModule(crop_scale=crop_scale)
+    with pytest.raises(ValueError, match="data.rotate_degrees"):
+        OxfordPetDataModule(rotate_degrees=-1)
+
+
+def ignored_pixels(crop_scale: tuple[float, float], rotate_degrees: float) -> list[int]:
+    """Pixels set to the ignore index in 16 augmented copies of an all-pet 48 x 64 sample."""
+    transform = train_transforms((48, 64), 255, crop_scale, rotate_degrees)
+    image = np.full((48, 64, 3), 128, np.uint8)
+    mask = np.ones((48, 64), np.uint8)
+    counts = []
+    for seed in range(16):
+        transform.set_random_seed(seed)
+        counts.append(int((transform(image=image, mask=mask)["mask"] == 255).sum()))
+    return counts
+
+
+def test_augmentation_strength_is_configurable():
+    assert ignored_pixels((1.0, 1.0), 0.0) == [0] * 16  # no rotation: no pixel comes from outside
+    assert sum(count > 0 for count in ignored_pixels((1.0, 1.0), 30.0)) >= 3  # about half are rotated
+    dm = OxfordPetDataModule(crop_scale=[0.8, 1.0], rotate_degrees=0)
+    assert dm.crop_scale == (0.8, 1.0) and dm.hparams["rotate_degrees"] == 0
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,8 @@ class OxfordPetDataModule(SegmentationDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         seed: int | None = None,
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        rotate_degrees: float = 15.0,
     ) -> None:
         super().__init__(
             image_size,
@@ -68,6 +70,8 @@ class OxfordPetDataModule(SegmentationDataModule):
             pin_memory,
             persistent_workers,
             seed,
+            crop_scale,
+            rotate_degrees,
         )
         self.save_hyperparameters()
         self.class_names = class_names_for(mask_mode)
@@ -98,7 +102,7 @@ class OxfordPetDataModule(SegmentationDataModule):
             train_names, val_names = split_trainval(trainval, self.val_fraction, self.split_seed)
             self.datasets["train"] = OxfordPetDataset(
                 find_samples(self.root, train_names),
-                train_transforms(self.image_size, self.ignore_index),
+                train_transforms(self.image_size, self.ignore_index, self.crop_scale, self.rotate_degrees),
                 **dataset_args,
             )
             self.datasets["val"] = OxfordPetDataset(

@@ -86,6 +86,8 @@ class FolderDataModule(SegmentationDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         seed: int | None = None,
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        rotate_degrees: float = 15.0,
     ) -> None:
         super().__init__(
             image_size,
@@ -97,6 +99,8 @@ class FolderDataModule(SegmentationDataModule):
             pin_memory,
             persistent_workers,
             seed,
+            crop_scale,
+            rotate_degrees,
         )
         self.save_hyperparameters()
         if not 0.0 <= test_fraction < 1.0:
@@ -130,7 +134,7 @@ class FolderDataModule(SegmentationDataModule):
         self.reports[stage] = report
         for split in splits:
             transform = (
-                train_transforms(self.image_size, self.ignore_index)
+                train_transforms(self.image_size, self.ignore_index, self.crop_scale, self.rotate_degrees)
                 if split == "train"
                 else eval_transforms(self.image_size)
             )

@@ -12,6 +12,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
+from unetskip.data.transforms import check_augmentation
 
 
 def split_trainval(
@@ -42,6 +43,8 @@ class SegmentationDataModule(L.LightningDataModule):
     constructor, which checks them. Training batches follow `seed` (None takes `torch.initial_seed()`)
     through `EpochShuffleSampler`, so a run resumes mid-epoch on the same batches.
     Under DDP each process evaluates its own share of val and test, every image exactly once.
+    `crop_scale` and `rotate_degrees` set the strength of the training augmentations
+    (`unetskip.data.transforms.train_transforms`).
     """
 
     class_names: list[str]
@@ -57,8 +60,11 @@ class SegmentationDataModule(L.LightningDataModule):
         pin_memory: bool,
         persistent_workers: bool,
         seed: int | None,
+        crop_scale: tuple[float, float],
+        rotate_degrees: float,
     ) -> None:
         super().__init__()
+        check_augmentation(crop_scale, rotate_degrees)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         if batch_size < 1:
@@ -72,6 +78,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers
         self.seed = seed
+        self.crop_scale = tuple(crop_scale)
+        self.rotate_degrees = rotate_degrees
         self.datasets: dict[str, Dataset] = {}
 
     def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:

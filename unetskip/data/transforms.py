@@ -28,20 +28,44 @@ class NormalizeTensor(A.ImageOnlyTransform):
         return normalize(img)
 
 
-def train_transforms(image_size: int | tuple[int, int], ignore_index: int = 255) -> A.Compose:
-    """Scale/crop, horizontal flip, small rotation, colour jitter, normalise; output (3, H, W)."""
+def check_augmentation(crop_scale: tuple[float, float], rotate_degrees: float) -> None:
+    """Raise ValueError naming the `data.*` option when an augmentation strength is out of range."""
+    low, high = crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(
+            f"data.crop_scale must be [low, high] with 0 < low <= high <= 1, got {list(crop_scale)}"
+        )
+    if not 0.0 <= rotate_degrees <= 180.0:
+        raise ValueError(f"data.rotate_degrees must be in [0, 180], got {rotate_degrees}")
+
+
+def train_transforms(
+    image_size: int | tuple[int, int],
+    ignore_index: int = 255,
+    crop_scale: tuple[float, float] = (0.5, 1.0),
+    rotate_degrees: float = 15.0,
+) -> A.Compose:
+    """Scale/crop, horizontal flip, rotation, colour jitter, normalise; output (3, H, W).
+
+    `crop_scale`: the range of the crop's share of the image area (1, 1: the whole image, aspect ratio
+    jittered 3:4 to 4:3); `rotate_degrees`: rotation up to +- that angle, on half the samples (0: none).
+    """
+    check_augmentation(crop_scale, rotate_degrees)
     height, width = parse_image_size(image_size)
+    rotation = [
+        A.Affine(
+            rotate=(-rotate_degrees, rotate_degrees),
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=ignore_index,
+            p=0.5,
+        )
+    ]
     return A.Compose(
         [
-            A.RandomResizedCrop(size=(height, width), scale=(0.5, 1.0), ratio=(0.75, 1.333)),
+            A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), ratio=(0.75, 1.333)),
             A.HorizontalFlip(p=0.5),
-            A.Affine(
-                rotate=(-15, 15),
-                border_mode=cv2.BORDER_CONSTANT,
-                fill=0,
-                fill_mask=ignore_index,
-                p=0.5,
-            ),
+            *(rotation if rotate_degrees > 0 else []),
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
             ToTensorV2(),
             NormalizeTensor(),
