@@ -52,20 +52,17 @@ def train_transforms(
     """
     check_augmentation(crop_scale, rotate_degrees)
     height, width = parse_image_size(image_size)
-    rotation = [
-        A.Affine(
-            rotate=(-rotate_degrees, rotate_degrees),
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=0,
-            fill_mask=ignore_index,
-            p=0.5,
-        )
-    ]
     return A.Compose(
         [
             A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), ratio=(0.75, 1.333)),
             A.HorizontalFlip(p=0.5),
-            *(rotation if rotate_degrees > 0 else []),
+            A.Affine(
+                rotate=(-rotate_degrees, rotate_degrees),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=ignore_index,
+                p=0.5 if rotate_degrees > 0 else 0.0,
+            ),
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
             ToTensorV2(),
             NormalizeTensor(),
