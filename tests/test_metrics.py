@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from unetskip.losses import SegmentationLoss, soft_dice_loss
+from unetskip.losses import SegmentationLoss, lovasz_softmax_loss, soft_dice_loss
 from unetskip.metrics import SegmentationScores
 
 # Two 2x3 images, 3 classes, 255 = ignore.
@@ -68,7 +68,7 @@ def test_scores_reject_mismatched_shapes():
         SegmentationScores(["a", "b"]).update(torch.zeros(1, 2, 2), torch.zeros(1, 3, 3))
 
 
-@pytest.mark.parametrize("name", ["ce", "dice", "ce+dice"])
+@pytest.mark.parametrize("name", ["ce", "dice", "ce+dice", "lovasz", "ce+lovasz"])
 def test_losses_ignore_pixels_and_give_gradients(name):
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 4, 4, requires_grad=True)
@@ -89,6 +89,34 @@ def test_dice_loss_is_zero_for_a_perfect_prediction():
     target = torch.tensor([[[0, 1], [1, 0]]])
     logits = torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).float() * 50
     assert soft_dice_loss(logits, target).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_lovasz_loss_is_one_minus_iou_for_hard_predictions():
+    target = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 255]]])
+    predicted = torch.tensor([[[0, 1, 1, 1], [0, 0, 0, 0]]])  # the ignored pixel's prediction counts nowhere
+    logits = torch.nn.functional.one_hot(predicted, 2).permute(0, 3, 1, 2).float() * 50
+    # background: intersection 3 of union 5; pet: intersection 2 of union 4.
+    expected = ((1 - 3 / 5) + (1 - 2 / 4)) / 2
+    assert lovasz_softmax_loss(logits, target, ignore_index=255).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_lovasz_loss_matches_the_reference_implementation():
+    from segmentation_models_pytorch.losses import LovaszLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    target = torch.randint(0, 3, (2, 8, 8))
+    target[:, :2] = 255
+    target[target == 2] = 0  # class 2 absent: only the classes present are averaged
+    reference = LovaszLoss("multiclass", ignore_index=255)(logits, target)
+    assert lovasz_softmax_loss(logits, target, ignore_index=255).item() == pytest.approx(reference.item())
+
+
+def test_lovasz_loss_of_only_ignored_pixels_is_zero_with_zero_gradients():
+    logits = torch.randn(1, 2, 2, 2, requires_grad=True)
+    loss = lovasz_softmax_loss(logits, torch.full((1, 2, 2), 255), ignore_index=255)
+    loss.backward()
+    assert loss.item() == 0 and logits.grad.abs().sum() == 0
 
 
 def test_unknown_loss_raises():
