@@ -12,6 +12,12 @@ its border (values 1 and 3), the `binary` mask mode's convention.
 
 A mask is looked up as `MASK_DIR/<name>.png` for each `<name>` of `annotations/<split>.txt`; a missing
 mask or one whose size differs from its trimap stops the scoring with the file named.
+
+`--round_trip N` scores the trimaps themselves, each pet resized to N x N pixels (area) and back
+(bilinear, then > 0.5), as predict resizes probabilities: the score a perfect model at that training
+size would reach, the cost of the resolution alone.
+
+    python scripts/score_masks.py --data.root ../shared/data/oxford-iiit-pet --round_trip 96
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,38 +60,79 @@ def pet_iou_counts(mask: np.ndarray, trimap: np.ndarray) -> tuple[int, int]:
     return int(np.count_nonzero(predicted & true)), int(np.count_nonzero(predicted | true))
 
 
-def score_masks(mask_dir: Path, root: Path, split: str = "test") -> PetScores:
-    """Scores `mask_dir/<name>.png` against `root/annotations/trimaps/<name>.png` for the split's names.
+def trimap_path(root: Path, name: str) -> Path:
+    return root / "annotations" / "trimaps" / f"{name}.png"
 
-    An image whose prediction and trimap both hold no pet has IoU 1 in the per-image mean.
 
-    Raises:
-        FileNotFoundError: a mask or trimap is missing. ValueError: a mask's size differs from its trimap's.
-    """
-    names = split_names(root, split)
-    if not names:
-        raise ValueError(f"annotations/{split}.txt in {root} lists no image")
+def pet_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> PetScores:
+    """Pooled and per-image pet IoU of (mask, trimap) pairs, each (H, W).
+
+    An image whose prediction and trimap both hold no pet has IoU 1 in the per-image mean."""
     intersection_total = union_total = 0
     per_image = []
-    for name in names:
-        mask_path = mask_dir / f"{name}.png"
-        trimap_path = root / "annotations" / "trimaps" / f"{name}.png"
-        for path in (mask_path, trimap_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found (image {name} of the {split} split)")
-        with Image.open(mask_path) as mask_file, Image.open(trimap_path) as trimap_file:
-            mask, trimap = np.asarray(mask_file), np.asarray(trimap_file)
-        if mask.shape != trimap.shape:
-            raise ValueError(
-                f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} (WxH) but its trimap is "
-                f"{trimap.shape[1]}x{trimap.shape[0]}: masks must be at the image's original size"
-            )
+    for mask, trimap in pairs:
         intersection, union = pet_iou_counts(mask, trimap)
         intersection_total += intersection
         union_total += union
         per_image.append(intersection / union if union else 1.0)
     pooled = intersection_total / union_total if union_total else 1.0
-    return PetScores(pooled, float(np.mean(per_image)), len(names))
+    return PetScores(pooled, float(np.mean(per_image)), len(per_image))
+
+
+def score_masks(mask_dir: Path, root: Path, split: str = "test") -> PetScores:
+    """Scores `mask_dir/<name>.png` against `root/annotations/trimaps/<name>.png` for the split's names.
+
+    Raises:
+        FileNotFoundError: a mask or trimap is missing. ValueError: a mask's size differs from its trimap's.
+    """
+
+    def pairs(names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for name in names:
+            mask_path = mask_dir / f"{name}.png"
+            for path in (mask_path, trimap_path(root, name)):
+                if not path.is_file():
+                    raise FileNotFoundError(f"{path} not found (image {name} of the {split} split)")
+            with Image.open(mask_path) as mask_file, Image.open(trimap_path(root, name)) as trimap_file:
+                mask, trimap = np.asarray(mask_file), np.asarray(trimap_file)
+            if mask.shape != trimap.shape:
+                raise ValueError(
+                    f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} (WxH) but its trimap is "
+                    f"{trimap.shape[1]}x{trimap.shape[0]}: masks must be at the image's original size"
+                )
+            yield mask, trimap
+
+    return pet_scores(pairs(nonempty_split_names(root, split)))
+
+
+def round_trip(trimap: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) trimap -> (H, W) 0/1 pet mask after resizing the pet to `size` x `size` (area) and back
+    (bilinear, > 0.5)."""
+    pet = Image.fromarray(np.isin(trimap, TRIMAP_PET_VALUES).astype(np.float32))  # mode F
+    small = pet.resize((size, size), Image.Resampling.BOX)
+    return (np.asarray(small.resize(pet.size, Image.Resampling.BILINEAR)) > 0.5).astype(np.uint8)
+
+
+def resolution_ceiling(root: Path, size: int, split: str = "test") -> PetScores:
+    """The split's trimaps scored against themselves after `round_trip` at `size` px."""
+
+    def pairs(names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for name in names:
+            if not trimap_path(root, name).is_file():
+                raise FileNotFoundError(
+                    f"{trimap_path(root, name)} not found (image {name} of the {split} split)"
+                )
+            with Image.open(trimap_path(root, name)) as trimap_file:
+                trimap = np.asarray(trimap_file)
+            yield round_trip(trimap, size), trimap
+
+    return pet_scores(pairs(nonempty_split_names(root, split)))
+
+
+def nonempty_split_names(root: Path, split: str) -> list[str]:
+    names = split_names(root, split)
+    if not names:
+        raise ValueError(f"annotations/{split}.txt in {root} lists no image")
+    return names
 
 
 def write_image_list(root: Path, split: str, path: Path) -> int:
@@ -102,24 +150,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", help="annotations/<split>.txt (default: test).")
     parser.add_argument("--write_list", type=Path, help="Write the split's image paths here for predict.")
     parser.add_argument("--json", action="store_true", help="Print the scores as one JSON object.")
+    parser.add_argument(
+        "--round_trip",
+        type=int,
+        metavar="N",
+        help="Score the trimaps resized to N x N and back instead of masks (the resolution's ceiling).",
+    )
     args = parser.parse_args(argv)
-    if args.write_list is None and args.mask_dir is None:
-        parser.error("give MASK_DIR to score, or --write_list FILE")
+    if args.round_trip is not None and (args.mask_dir is not None or args.round_trip < 1):
+        parser.error("--round_trip takes a size >= 1 and no MASK_DIR")
+    if args.write_list is None and args.mask_dir is None and args.round_trip is None:
+        parser.error("give MASK_DIR to score, --round_trip N, or --write_list FILE")
     try:
         if args.write_list is not None:
             count = write_image_list(args.root, args.split, args.write_list)
             print(f"{count} images of the {args.split} split listed in {args.write_list}")
         if args.mask_dir is not None:
             scores = score_masks(args.mask_dir, args.root, args.split)
+        elif args.round_trip is not None:
+            scores = resolution_ceiling(args.root, args.round_trip, args.split)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.mask_dir is not None:
+    if args.mask_dir is not None or args.round_trip is not None:
         if args.json:
             print(json.dumps(scores.__dict__))
         else:
+            scored = (
+                args.split if args.round_trip is None else f"{args.split} trimaps via {args.round_trip} px"
+            )
             print(
-                f"{args.split}: {scores.num_images} images, pet IoU pooled {scores.pooled_iou:.4f}, "
+                f"{scored}: {scores.num_images} images, pet IoU pooled {scores.pooled_iou:.4f}, "
                 f"per image {scores.per_image_iou:.4f}"
             )
     return 0

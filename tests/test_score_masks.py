@@ -101,3 +101,28 @@ def test_bad_masks_are_named(scored_folder: tuple[Path, Path], damage: str, mess
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_round_trip_at_the_trimaps_size_is_exact_and_loses_what_is_thinner_than_a_pixel(
+    tmp_path: Path,
+) -> None:
+    script = load_script()
+    trimap = np.full((8, 8), 2)
+    trimap[:, 3] = 1  # a pet one pixel wide: a quarter of a pixel at 2 x 2
+    root = tmp_path / "pets"
+    write_png(root / "annotations" / "trimaps" / "a.png", trimap)
+    (root / "annotations" / "test.txt").write_text("a 1 1 1\n")
+    assert script.resolution_ceiling(root, 8).pooled_iou == 1.0
+    assert script.round_trip(trimap, 2).sum() == 0
+    assert script.resolution_ceiling(root, 2).per_image_iou == 0.0
+
+
+def test_round_trip_takes_no_mask_folder(scored_folder: tuple[Path, Path]) -> None:
+    root, masks = scored_folder
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(masks), "--data.root", str(root), "--round_trip", "4"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--round_trip takes a size >= 1 and no MASK_DIR" in result.stderr
