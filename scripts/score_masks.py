@@ -60,8 +60,21 @@ def pet_iou_counts(mask: np.ndarray, trimap: np.ndarray) -> tuple[int, int]:
     return int(np.count_nonzero(predicted & true)), int(np.count_nonzero(predicted | true))
 
 
-def trimap_path(root: Path, name: str) -> Path:
-    return root / "annotations" / "trimaps" / f"{name}.png"
+def split_trimaps(root: Path, split: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, (H, W) trimap) for each name of the split.
+
+    Raises:
+        ValueError: the split lists no image. FileNotFoundError: a trimap is missing.
+    """
+    names = split_names(root, split)
+    if not names:
+        raise ValueError(f"annotations/{split}.txt in {root} lists no image")
+    for name in names:
+        path = root / "annotations" / "trimaps" / f"{name}.png"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found (image {name} of the {split} split)")
+        with Image.open(path) as trimap_file:
+            yield name, np.asarray(trimap_file)
 
 
 def pet_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> PetScores:
@@ -86,14 +99,13 @@ def score_masks(mask_dir: Path, root: Path, split: str = "test") -> PetScores:
         FileNotFoundError: a mask or trimap is missing. ValueError: a mask's size differs from its trimap's.
     """
 
-    def pairs(names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for name in names:
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for name, trimap in split_trimaps(root, split):
             mask_path = mask_dir / f"{name}.png"
-            for path in (mask_path, trimap_path(root, name)):
-                if not path.is_file():
-                    raise FileNotFoundError(f"{path} not found (image {name} of the {split} split)")
-            with Image.open(mask_path) as mask_file, Image.open(trimap_path(root, name)) as trimap_file:
-                mask, trimap = np.asarray(mask_file), np.asarray(trimap_file)
+            if not mask_path.is_file():
+                raise FileNotFoundError(f"{mask_path} not found (image {name} of the {split} split)")
+            with Image.open(mask_path) as mask_file:
+                mask = np.asarray(mask_file)
             if mask.shape != trimap.shape:
                 raise ValueError(
                     f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} (WxH) but its trimap is "
@@ -101,7 +113,7 @@ def score_masks(mask_dir: Path, root: Path, split: str = "test") -> PetScores:
                 )
             yield mask, trimap
 
-    return pet_scores(pairs(nonempty_split_names(root, split)))
+    return pet_scores(pairs())
 
 
 def round_trip(trimap: np.ndarray, size: int) -> np.ndarray:
@@ -114,25 +126,7 @@ def round_trip(trimap: np.ndarray, size: int) -> np.ndarray:
 
 def resolution_ceiling(root: Path, size: int, split: str = "test") -> PetScores:
     """The split's trimaps scored against themselves after `round_trip` at `size` px."""
-
-    def pairs(names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for name in names:
-            if not trimap_path(root, name).is_file():
-                raise FileNotFoundError(
-                    f"{trimap_path(root, name)} not found (image {name} of the {split} split)"
-                )
-            with Image.open(trimap_path(root, name)) as trimap_file:
-                trimap = np.asarray(trimap_file)
-            yield round_trip(trimap, size), trimap
-
-    return pet_scores(pairs(nonempty_split_names(root, split)))
-
-
-def nonempty_split_names(root: Path, split: str) -> list[str]:
-    names = split_names(root, split)
-    if not names:
-        raise ValueError(f"annotations/{split}.txt in {root} lists no image")
-    return names
+    return pet_scores((round_trip(trimap, size), trimap) for _, trimap in split_trimaps(root, split))
 
 
 def write_image_list(root: Path, split: str, path: Path) -> int:
@@ -161,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--round_trip takes a size >= 1 and no MASK_DIR")
     if args.write_list is None and args.mask_dir is None and args.round_trip is None:
         parser.error("give MASK_DIR to score, --round_trip N, or --write_list FILE")
+    scores = None
     try:
         if args.write_list is not None:
             count = write_image_list(args.root, args.split, args.write_list)
@@ -172,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.mask_dir is not None or args.round_trip is not None:
+    if scores is not None:
         if args.json:
             print(json.dumps(scores.__dict__))
         else:
