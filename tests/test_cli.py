@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 import subprocess
 import sys
@@ -187,6 +188,53 @@ def test_print_config_shows_both_switches(capsys):
     assert printed["model"]["net"]["init_args"]["skip_connections"] is True
     assert printed["model"]["net"]["init_args"]["residual"] is True
     assert printed["model"]["lr_scheduler"]["init_args"]["T_max"] == printed["trainer"]["max_epochs"]
+
+
+@pytest.mark.parametrize("model_config", ["unet.yaml", "smp_unet.yaml", "no_skip.yaml"])
+def test_cpu_recipe_gives_every_model_one_cycle_that_follows_epochs_and_lr(model_config, capsys):
+    args = ["--config", str(CONFIGS / model_config), "--config", str(CONFIGS / "cpu_subset.yaml")]
+    flags = ["--trainer.max_epochs", "7", "--model.optimizer.init_args.lr", "0.01", "--print_config"]
+    with pytest.raises(SystemExit):
+        cli_main(["fit", *args, *flags])
+    scheduler = yaml.safe_load(capsys.readouterr().out)["model"]["lr_scheduler"]
+    assert scheduler["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
+    assert scheduler["init_args"]["total_steps"] == 7 and scheduler["init_args"]["max_lr"] == 0.01
+    assert "T_max" not in scheduler["init_args"]  # the model config's cosine is replaced, not merged
+
+
+def cpu_recipe_args(pet_root: Path, tmp_path: Path, epochs: int) -> list[str]:
+    """The U-Net under configs/cpu_subset.yaml, shrunk by tiny_flags, logging to a CSV file."""
+    return [
+        "fit",
+        *["--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "cpu_subset.yaml")],
+        *tiny_flags(pet_root),
+        *["--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", "1"],
+        *["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(tmp_path)],
+        *["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"],
+    ]
+
+
+def test_cpu_recipe_one_cycle_warms_up_then_ends_at_its_minimum_in_the_last_epoch(pet_root, tmp_path):
+    cli = cli_main(cpu_recipe_args(pet_root, tmp_path, epochs=20))  # a step past the end would raise
+    with Path(cli.trainer.logger.log_dir, "metrics.csv").open() as metrics:
+        rows = list(csv.DictReader(metrics))
+    lrs = [float(row["train/lr"]) for row in rows if row.get("train/lr")]  # at each epoch's start
+    assert len(lrs) == 20
+    assert lrs[0] == pytest.approx(0.002 / 25) and lrs[1] == pytest.approx(0.002)  # 2 epochs of warm-up
+    assert all(later < earlier for earlier, later in zip(lrs[1:-1], lrs[2:], strict=True))
+    assert lrs[-1] == pytest.approx(0.002 / 25 / 1e4)
+
+
+def test_one_cycle_with_one_warm_up_step_names_the_keys(pet_root, tmp_path):
+    with pytest.raises(ValueError, match=r"model\.lr_scheduler.*pct_start.*--trainer\.max_epochs"):
+        cli_main(cpu_recipe_args(pet_root, tmp_path, epochs=10))  # 10 epochs x pct_start 0.1 = 1 step
+
+
+def test_one_cycle_still_divides_by_zero_for_one_warm_up_step():
+    # pytorch/pytorch#180187: when this stops raising, configure_optimizers' translation can go.
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+    with pytest.raises(ZeroDivisionError):
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.002, total_steps=10, pct_start=0.1)
 
 
 def test_trimap_mode_links_three_classes(pet_root, tmp_path):

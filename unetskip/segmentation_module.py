@@ -170,4 +170,14 @@ class SegmentationModule(L.LightningModule):
         optimizer = self.optimizer(self.parameters())
         if self.lr_scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.lr_scheduler(optimizer)}
+        try:
+            scheduler = self.lr_scheduler(optimizer)
+        except ZeroDivisionError as error:
+            # OneCycleLR divides by its warm-up length, pct_start * total_steps - 1: zero for one step of
+            # warm-up, e.g. 10 epochs at pct_start 0.1 (pytorch/pytorch#180187).
+            raise ValueError(
+                f"model.lr_scheduler could not be built ({error}): "
+                "for OneCycleLR, pct_start * total_steps (the epochs) must not be exactly 1: change "
+                "--trainer.max_epochs or --model.lr_scheduler.init_args.pct_start"
+            ) from error
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
