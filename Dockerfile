@@ -4,7 +4,7 @@
 #       unetskip fit --config configs/unet.yaml
 # The demo page (docs/demo.md) needs the demo extra:
 #   docker build --build-arg EXTRAS=demo -t unetskip-demo .
-#   docker run --rm -p 7860:7860 -v "$PWD/runs:/runs" --entrypoint unetskip-demo unetskip-demo \
+#   docker run --rm -p 7860:7860 -v "$PWD/runs:/runs" unetskip-demo demo \
 #       --ckpt_path runs/<run>/checkpoints/last.ckpt --host 0.0.0.0
 # BASE_IMAGE may be any image with Python >= 3.11, pip, torch >= 2.14.1 and torchvision on PATH: its
 # torch and torchvision are kept as they are (scripts/docker_smoke.sh builds on a local Debian base this way).
@@ -39,12 +39,13 @@ print('\n'.join(p['build-system']['requires'] + p['project']['dependencies'] + e
     && rm /tmp/base-torch.txt /tmp/requirements.txt
 
 # The package itself: nothing to resolve or download (the build backend came with the dependencies).
-# configs/ ships inside the package too (the benchmark's default configs).
+# configs/ and notebooks/ ship inside the package too (the benchmark's default configs, the study's notebook).
 COPY README.md ./
 COPY unetskip ./unetskip
 COPY configs ./configs
+COPY notebooks ./notebooks
 RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
-    && rm -rf build unetskip.egg-info configs
+    && rm -rf build unetskip.egg-info configs notebooks
 
 # Runtime: configs in the working directory; data and runs in volumes. /workspace/data and
 # /workspace/runs point at /data and /runs, so the configs' relative paths (data.root

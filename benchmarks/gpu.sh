@@ -40,7 +40,7 @@ EOF
 bench() {  # NAME SECONDS ARGS...: one table, cut off after SECONDS so the whole call stays bounded
     local name=$1 seconds=$2
     shift 2
-    echo "=== $name: python -m unetskip.bench --device cuda --image-size 256 --batch-size $BATCH $*"
+    echo "=== $name: python -m unetskip bench --device cuda --image-size 256 --batch-size $BATCH $*"
     timeout "$seconds" "$PYTHON" -m unetskip.bench --device cuda --image-size 256 --batch-size "$BATCH" \
         --steps 20 --repeats 5 --data-root "$DATA" --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.log"
 }

@@ -76,6 +76,8 @@ def check(words: list[str], written: set[str] = frozenset()) -> str:
     if words[0] == "make" or any("<" in word for word in words) or set(config_files(words)) & written:
         return ""
     module, argv = words[1], words[2:]
+    if module == "unetskip" and argv[:1] in (["bench"], ["ablation"]):
+        module, argv = f"unetskip.{argv[0]}", argv[1:]  # `unetskip bench` is `python -m unetskip.bench`
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
             if module == "unetskip.bench":
@@ -83,13 +85,13 @@ def check(words: list[str], written: set[str] = frozenset()) -> str:
 
                 parse_args(argv)
             elif module == "unetskip.ablation":
-                from unetskip.ablation.__main__ import build_parser
+                from unetskip.ablation.command import build_parser
 
                 build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
                 if "--" in argv and argv[0] == "run":
                     return check(["-m", "unetskip", "fit", *config_args(argv), *argv[argv.index("--") + 1 :]])
             elif argv[:1] in (["fit"], ["validate"], ["test"]):
-                from unetskip.cli import cli_main
+                from unetskip.cli.lightning_cli import cli_main
 
                 cli_main([*argv, "--print_config"])
     except SystemExit as stop:

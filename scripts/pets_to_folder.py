@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unetskip.data.loaders import split_trainval
 from unetskip.data.oxford_pet import MASK_MODES, check_sample, class_names_for, read_split, trimap_to_mask
+from unetskip.data.segmentation_datamodule import split_trainval
 
 
 def convert(

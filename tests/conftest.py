@@ -110,7 +110,7 @@ def installed_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     source, target = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("installed")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    for name in ("unetskip", "configs"):
+    for name in ("unetskip", "configs", "notebooks"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
     subprocess.run([*install, str(source)], check=True)

@@ -19,7 +19,7 @@ from conftest import tiny_flags
 from jsonargparse import Namespace
 from wandb_offline import OfflineRun
 
-from unetskip.ablation.__main__ import main
+from unetskip.ablation.command import main
 from unetskip.ablation.depth import conv_layers
 from unetskip.ablation.effects import PairedEffect
 from unetskip.ablation.examples import comparison_figure, pair_to_compare, runs_to_compare
@@ -177,7 +177,7 @@ def test_each_run_records_its_variant_depth_scores_and_checkpoint(tiny_study):
 def test_a_wandb_run_joins_the_study_group_and_the_csv_records_still_come(pet_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     wandb_logger = {
-        "class_path": "unetskip.wandb_logger.AutoOfflineWandbLogger",
+        "class_path": "unetskip.runs.AutoOfflineWandbLogger",
         "init_args": {"project": "p"},
     }
     run = grid_runs(variants_named(["none"]), 1)[0]

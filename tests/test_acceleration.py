@@ -8,16 +8,16 @@ import torch
 import yaml
 from test_cli import tiny_args
 
-from unetskip.acceleration import (
+from unetskip.cli.lightning_cli import cli_main
+from unetskip.models import UNet
+from unetskip.training.acceleration import (
     ChannelsLast,
     CompileNet,
     channels_last_helps,
     cpu_channels_last_hazard,
     default_precision,
 )
-from unetskip.cli import cli_main
-from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.module import SegmentationModule
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_compile_callback_trains_and_checkpoints_unchanged_keys(pet_root, tmp_pa
         [
             "fit",
             *tiny_args(pet_root, tmp_path),
-            "--trainer.callbacks+=unetskip.acceleration.CompileNet",
+            "--trainer.callbacks+=unetskip.training.CompileNet",
             "--trainer.callbacks.backend=eager",  # dynamo without code generation: quick on a CPU
             *ONE_SHORT_EPOCH,
         ]

@@ -1,4 +1,4 @@
-"""unetskip.averaging.EMAWeights: which weights checkpoints hold and evaluation uses."""
+"""unetskip.training.EMAWeights: which weights checkpoints hold and evaluation uses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from unetskip.averaging import EMAWeights
+from unetskip.training.averaging import EMAWeights
 
 
 def fit_with_average(tmp_path, decay: float) -> tuple[L.Trainer, BoringModel, dict]:

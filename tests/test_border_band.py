@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from unetskip.data import OxfordPetDataModule
-from unetskip.metrics import SegmentationScores, border_band
 from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.metrics import SegmentationScores, border_band
+from unetskip.training.module import SegmentationModule
 
 
 def test_band_grows_the_border_by_width_pixels():

@@ -14,7 +14,7 @@ import torch
 import yaml
 from conftest import tiny_flags
 
-from unetskip.cli import TRAINING_STATE_WARNINGS, cli_main
+from unetskip.cli.lightning_cli import TRAINING_STATE_WARNINGS, cli_main
 from unetskip.data import OxfordPetDataModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -323,7 +323,7 @@ def test_module_and_console_script_are_the_same_cli():
     assert result.returncode == 0
     assert all(cmd in result.stdout for cmd in ("fit", "validate", "test", "predict"))
     pyproject = (CONFIGS.parent / "pyproject.toml").read_text()
-    assert 'unetskip = "unetskip.cli:main"' in pyproject
+    assert 'unetskip = "unetskip.cli.main:main"' in pyproject
 
 
 def test_console_script_exits_with_status_0_after_a_run(pet_root, tmp_path, monkeypatch):

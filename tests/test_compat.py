@@ -13,7 +13,7 @@ from torch import nn
 
 from unetskip import compat
 from unetskip.compat import WANDB_INIT_ATTRIBUTE
-from unetskip.wandb_logger import AutoOfflineWandbLogger
+from unetskip.runs.wandb_logger import AutoOfflineWandbLogger
 
 
 class SizedModel(BoringModel):

@@ -15,10 +15,10 @@ import torch
 from conftest import tiny_flags
 from lightning.pytorch.utilities._pytree import _tree_flatten
 
-from unetskip.console import PYTREE_DEPRECATION
+from unetskip.cli.console import PYTREE_DEPRECATION
 
 REPO = Path(__file__).resolve().parents[1]
-# Lines that every run printed before the console policy (unetskip.console).
+# Lines that every run printed before the console policy (unetskip.cli.console).
 NOISE = (
     "litlogger",  # Lightning's tip
     "LeafSpec",  # torch's FutureWarning from Lightning's _pytree.py, with the venv's path
@@ -90,7 +90,7 @@ def test_test_and_predict_show_their_results(fitted, pet_root):
 
 def test_lightning_still_raises_the_pytree_warning_that_the_console_filters():
     """When this fails, Lightning no longer builds torch's deprecated LeafSpec (Lightning-AI/pytorch-lightning
-    #21326): remove the filter from unetskip.console."""
+    #21326): remove the filter from unetskip.cli.console."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _tree_flatten({"a": [1, 2]})

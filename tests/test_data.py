@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from unetskip.data import OxfordPetDataModule, class_names_for, trimap_to_mask
-from unetskip.data.datamodule import split_trainval
 from unetskip.data.image_files import load_image
 from unetskip.data.image_size import parse_image_size
 from unetskip.data.oxford_pet import OxfordPetDataset, find_samples, read_split
+from unetskip.data.oxford_pet_datamodule import split_trainval
 from unetskip.data.transforms import train_transforms
 
 # Official trimap values: 1 pet, 2 background, 3 border.

@@ -18,7 +18,7 @@ from conftest import make_pet_folder
 from test_cli import tiny_args
 from test_prediction import BROKEN_IMAGES, GOOD_IMAGES, MASK_NAMES, make_photo_folder, snapshot
 
-from unetskip.cli import cli_main
+from unetskip.cli.lightning_cli import cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 DDP_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]

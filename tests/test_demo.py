@@ -21,11 +21,11 @@ from PIL import Image
 from test_cli import tiny_args
 from test_prediction import random_rgb
 
-from unetskip.cli import cli_main
-from unetskip.demo import main as demo_main
-from unetskip.demo_views import PREDICT_THRESHOLD, coloured_mask, disagreement, threshold_mask
-from unetskip.prediction import OVERLAY_COLOURS, mask_from_probabilities
-from unetskip.trained_model import load_trained_model
+from unetskip.cli.lightning_cli import cli_main
+from unetskip.deploy.demo import main as demo_main
+from unetskip.deploy.demo_views import PREDICT_THRESHOLD, coloured_mask, disagreement, threshold_mask
+from unetskip.deploy.trained_model import load_trained_model
+from unetskip.predict.rendering import OVERLAY_COLOURS, mask_from_probabilities
 
 needs_gradio = pytest.mark.skipif(
     importlib.util.find_spec("gradio") is None or importlib.util.find_spec("gradio_client") is None,
@@ -192,7 +192,7 @@ def test_the_server_writes_nothing_outside_its_temporary_folder(server, photo):
     ("arguments", "message"),
     [
         (["--ckpt_path", "missing.ckpt"], "--ckpt_path: checkpoint missing.ckpt is not a file"),
-        (["--ckpt_path", "{text}"], "cannot rebuild a unetskip model"),
+        (["--ckpt_path", "{text}"], "cannot be read: "),
         (["--ckpt_path", "{skip}", "--compare_ckpt_path", "{trimap}"], "compare checkpoints of one task"),
         (["--ckpt_path", "{skip}", "--examples", "missing"], "--examples missing is not a folder"),
     ],
@@ -206,7 +206,7 @@ def test_bad_checkpoints_and_folders_stop_the_command(checkpoints, trimap, tmp_p
 
 
 def test_without_gradio_the_command_says_what_to_install(checkpoints, monkeypatch):
-    monkeypatch.setattr("unetskip.demo.DEMO_PACKAGES", ("gradio", "no_such_package_for_the_demo"))
+    monkeypatch.setattr("unetskip.deploy.demo.DEMO_PACKAGES", ("gradio", "no_such_package_for_the_demo"))
     with pytest.raises(SystemExit, match=r'no_such_package_for_the_demo: pip install "unetskip\[demo\]"'):
         demo_main(["--ckpt_path", str(checkpoints[0])])
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 from test_cli import CONFIGS, tiny_args
 
-from unetskip.checkpointing import AtomicCheckpointIO, IncompatibleCheckpointError
-from unetskip.cli import cli_main
-from unetskip.guards import NonFiniteLossError
+from unetskip.cli.lightning_cli import cli_main
+from unetskip.runs.checkpointing import AtomicCheckpointIO, IncompatibleCheckpointError
+from unetskip.training.guards import NonFiniteLossError
 
 NAN_STEP = 3
 SAVE_EVERY = 2

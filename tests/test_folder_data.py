@@ -23,9 +23,9 @@ from unetskip.data.check import DataCheckError
 from unetskip.data.folder import FolderDataModule
 from unetskip.data.folder_layout import find_layout
 from unetskip.data.masks import MaskEncoding, read_mask
-from unetskip.losses import SegmentationLoss, inverse_frequency_weights
 from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.losses import SegmentationLoss, inverse_frequency_weights
+from unetskip.training.module import SegmentationModule
 
 STORED = np.array([[0, 1, 2], [2, 1, 255]], dtype=np.uint8)
 RED, GREEN, BLUE, VOID = (255, 0, 0), (0, 255, 0), (0, 0, 255), (224, 224, 192)

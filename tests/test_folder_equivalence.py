@@ -12,7 +12,7 @@ import pytest
 from unetskip.data import OxfordPetDataModule
 from unetskip.data.folder import FolderDataModule
 from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.module import SegmentationModule
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pets_to_folder.py"
 

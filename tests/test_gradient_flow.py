@@ -7,9 +7,9 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from unetskip.gradient_flow import StageGradientNorms, gradient_norm, stage_modules
 from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.gradient_flow import StageGradientNorms, gradient_norm, stage_modules
+from unetskip.training.module import SegmentationModule
 
 
 def test_stage_index_is_the_scale_of_the_stage_output():

@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.image_files import ImageFileDataset, load_image
 from unetskip.data.normalization import denormalize
+from unetskip.data.oxford_pet_datamodule import OxfordPetDataModule
 from unetskip.data.transforms import eval_transforms, train_transforms
-from unetskip.inference import Inferer, ProbabilityNet, class_probabilities, normalize, window_starts
 from unetskip.models import UNet
-from unetskip.prediction import output_stems, output_suffixes
+from unetskip.predict.inferer import Inferer, ProbabilityNet, class_probabilities, normalize, window_starts
+from unetskip.predict.writer import output_stems, output_suffixes
 
 
 @pytest.mark.parametrize("transforms", [eval_transforms((9, 11)), train_transforms((9, 11))])

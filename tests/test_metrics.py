@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from unetskip.losses import SegmentationLoss, lovasz_softmax_loss, soft_dice_loss
-from unetskip.metrics import SegmentationScores
+from unetskip.training.losses import SegmentationLoss, lovasz_softmax_loss, soft_dice_loss
+from unetskip.training.metrics import SegmentationScores
 
 # Two 2x3 images, 3 classes, 255 = ignore.
 TARGET_A = torch.tensor([[0, 0, 1], [1, 1, 255]])

@@ -20,9 +20,9 @@ from unetskip.ablation.grid import grid_runs, variants_named
 from unetskip.ablation.report import load_study, write_report
 from unetskip.ablation.study import check_settings, run_args, run_folder
 from unetskip.ablation.worker import train_and_test
-from unetskip.check_data import check_data_main
-from unetskip.cli import cli_main
-from unetskip.export import main as export_main
+from unetskip.cli.check_data import check_data_main
+from unetskip.cli.lightning_cli import cli_main
+from unetskip.deploy.export import main as export_main
 
 REPO = Path(__file__).resolve().parents[1]
 

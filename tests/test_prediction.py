@@ -19,13 +19,14 @@ from conftest import ONE_STEP
 from PIL import Image
 from test_cli import tiny_args
 
-from unetskip.cli import cli_main
+from unetskip.cli.lightning_cli import cli_main
 from unetskip.data.image_files import find_images
-from unetskip.export import PROBABILITY_TOLERANCE
-from unetskip.export import main as export_main
-from unetskip.inference import ProbabilityNet
-from unetskip.prediction import MaskWriter, mask_from_probabilities
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.deploy.export import PROBABILITY_TOLERANCE
+from unetskip.deploy.export import main as export_main
+from unetskip.predict.inferer import ProbabilityNet
+from unetskip.predict.rendering import mask_from_probabilities
+from unetskip.predict.writer import MaskWriter
+from unetskip.training.module import SegmentationModule
 
 # Every good image of the photo folder: relative path -> its (height, width) as displayed (EXIF applied).
 GOOD_IMAGES = {

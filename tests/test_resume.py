@@ -20,10 +20,10 @@ from conftest import make_pet_folder, tiny_flags
 from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from unetskip.checkpointing import AtomicCheckpointIO, LastCheckpoint
-from unetskip.cli import cli_main
+from unetskip.cli.lightning_cli import cli_main
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader
-from unetskip.resume import resume_run
+from unetskip.runs.checkpointing import AtomicCheckpointIO, LastCheckpoint
+from unetskip.runs.resume import resume_run
 
 REPO = Path(__file__).resolve().parents[1]
 # 40 trainval images -> 36 train (4 val); batches of 2 -> 18 optimizer steps per epoch.

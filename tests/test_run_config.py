@@ -10,8 +10,8 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from unetskip.run_config import name_loggers, run_folder, variant_name
-from unetskip.wandb_logger import AutoOfflineWandbLogger
+from unetskip.runs.run_config import name_loggers, run_folder, variant_name
+from unetskip.runs.wandb_logger import AutoOfflineWandbLogger
 
 UNET = "unetskip.models.UNet"
 
@@ -60,7 +60,7 @@ def logger(class_path: str, name: str | None) -> Namespace:
 
 def test_only_loggers_with_an_unset_name_are_named():
     loggers = [
-        logger("unetskip.wandb_logger.AutoOfflineWandbLogger", None),
+        logger("unetskip.runs.AutoOfflineWandbLogger", None),
         logger("lightning.pytorch.loggers.CSVLogger", "lightning_logs"),
         logger("lightning.pytorch.loggers.CSVLogger", "mine"),
     ]
@@ -76,7 +76,7 @@ def test_no_logger_or_lightning_default_is_left_alone(value):
 
 
 def test_other_subcommands_get_a_suffix():
-    config = config_with(logger("unetskip.wandb_logger.AutoOfflineWandbLogger", None))
+    config = config_with(logger("unetskip.runs.AutoOfflineWandbLogger", None))
     name_loggers(config, "test")
     assert config.trainer.logger.init_args.name == "unet-noskip-residual-seed3-test"
 

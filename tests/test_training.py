@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from unetskip.data import OxfordPetDataModule
-from unetskip.metrics import SegmentationScores
 from unetskip.models import UNet
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.metrics import SegmentationScores
+from unetskip.training.module import SegmentationModule
 
 
 def small_batch(pet_root, size=32, count=4):

@@ -18,10 +18,10 @@ from PIL import Image
 from test_cli import tiny_args
 from wandb_offline import OfflineRun, offline_run_folders, read_records
 
-from unetskip.cli import cli_main
+from unetskip.cli.lightning_cli import cli_main
 from unetskip.data.normalization import denormalize
-from unetskip.mask_overlays import ValidationMaskOverlays
-from unetskip.wandb_logger import api_key_configured, wandb_mode
+from unetskip.runs.wandb_logger import api_key_configured, wandb_mode
+from unetskip.training.mask_overlays import ValidationMaskOverlays
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 5
@@ -149,7 +149,7 @@ def test_test_metrics_land_in_the_summary_of_their_own_run(offline_fit, tmp_path
         "--ckpt_path",
         str(ckpt),
         "--trainer.logger",
-        "unetskip.wandb_logger.AutoOfflineWandbLogger",
+        "unetskip.runs.AutoOfflineWandbLogger",
         "--trainer.logger.init_args.save_dir",
         str(tmp_path),
         "--trainer.enable_progress_bar",

@@ -7,7 +7,7 @@ import pytest
 import wandb
 from test_cli import tiny_args
 
-from unetskip.cli import cli_main
+from unetskip.cli.lightning_cli import cli_main
 
 # Shaped like a real key (40 characters), and found nowhere by chance.
 FAKE_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0FAKEKEY9"

@@ -1,4 +1,4 @@
-from unetskip.cli import main
+from unetskip.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -2,5 +2,5 @@
 
 `study` runs the grid (each run in its own process, resumable), `worker` is that process, `report`
 turns a results folder into runs.csv and summary.md, `plots` draws the curves, and `examples` shows
-predictions of two variants side by side. `python -m unetskip.ablation --help` is the command.
+predictions of two variants side by side. `python -m unetskip ablation --help` is the command.
 """

@@ -12,14 +12,11 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from scipy import stats
 
 from unetskip.ablation.grid import EFFECTS
-
-if TYPE_CHECKING:
-    from unetskip.ablation.report import RunRecord
+from unetskip.ablation.records import RunRecord
 
 Cell = tuple[str, int | None]  # (variant, blocks_per_stage); blocks None for a study without depth axis
 # The effects' columns: (runs.csv column, title).

@@ -12,10 +12,11 @@ from lightning.pytorch.cli import instantiate_class
 from matplotlib.figure import Figure
 
 from unetskip.ablation.worker import RESULT_FILE
-from unetskip.cli import DEFAULT_DATA_CLASS
+from unetskip.cli.lightning_cli import DEFAULT_DATA_CLASS
 from unetskip.data.normalization import denormalize
-from unetskip.metrics import SegmentationScores
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.runs.checkpoint_file import read_checkpoint
+from unetskip.training.metrics import SegmentationScores
+from unetskip.training.module import SegmentationModule
 
 # Pairs of variants that differ in one switch, in the order a comparison prefers them.
 PAIRS = (("long+short", "short"), ("long", "none"), ("short", "none"), ("long+short", "long"))
@@ -56,12 +57,12 @@ def checkpoint_of(run_dir: Path) -> Path:
 
 def load_run_model(run_dir: Path) -> SegmentationModule:
     """The tested model of a finished run, on the CPU in eval mode."""
-    return SegmentationModule.load_from_checkpoint(checkpoint_of(run_dir), map_location="cpu").eval()
+    return SegmentationModule.from_checkpoint(read_checkpoint(checkpoint_of(run_dir))).eval()
 
 
 def example_batch(run_dir: Path, num_images: int, split: str = "test") -> dict[str, torch.Tensor]:
     """The first `num_images` samples of `split` ("val" or "test") as the run's data settings make them."""
-    hparams = torch.load(checkpoint_of(run_dir), map_location="cpu", weights_only=True)
+    hparams = read_checkpoint(checkpoint_of(run_dir), mmap=True)
     settings = dict(hparams["datamodule_hyper_parameters"])
     settings.pop("_instantiator", None)
     class_path = settings.pop("_class_path", DEFAULT_DATA_CLASS)  # the run's DataModule

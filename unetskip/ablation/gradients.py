@@ -23,10 +23,10 @@ from unetskip.ablation.depth import conv_layers
 from unetskip.ablation.grid import Variant, check_depths
 from unetskip.ablation.plots import COLORS, mean_and_band, stage_order
 from unetskip.ablation.worker import configured_class
-from unetskip.cli import CLI_KWARGS, UnetSkipCLI
-from unetskip.data.datamodule import OxfordPetDataModule
-from unetskip.gradient_flow import gradient_norm, stage_modules
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.cli.lightning_cli import CLI_KWARGS, UnetSkipCLI
+from unetskip.data.oxford_pet_datamodule import OxfordPetDataModule
+from unetskip.training.gradient_flow import gradient_norm, stage_modules
+from unetskip.training.module import SegmentationModule
 
 FIRST_STAGE, LAST_STAGE = "encoder_0", "decoder_0"
 RATIO = "first_last_ratio"

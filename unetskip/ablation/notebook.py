@@ -1,14 +1,24 @@
-"""Execute the study's notebook (`ablation.ipynb`, shipped in this package) on a results folder, and save
-the executed copy, with its table, plots and prediction examples, in that folder."""
+"""Execute the study's notebook (`notebooks/ablation.ipynb`, shipped as `unetskip/notebooks/`) on a results
+folder, and save the executed copy, with its table, plots and prediction examples, in that folder."""
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 from unetskip.ablation.report import load_study
 
-NOTEBOOK = Path(__file__).resolve().with_name("ablation.ipynb")
+
+def shipped_notebook(name: str) -> Path:
+    """`notebooks/<name>`: the copy a wheel ships as `unetskip/notebooks/`, else (a source checkout or an
+    editable install, which map no data folders) the checkout's `notebooks/`."""
+    package = Path(str(files("unetskip")))
+    shipped = package / "notebooks" / name
+    return shipped if shipped.is_file() else package.parent / "notebooks" / name
+
+
+NOTEBOOK = shipped_notebook("ablation.ipynb")
 # The notebook reads its results folder from this variable (default: runs/ablation_cpu).
 RESULTS_ENV = "UNETSKIP_ABLATION_RESULTS"
 

@@ -8,7 +8,6 @@ a notebook display them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -16,9 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from unetskip.ablation.grid import VARIANT_NAMES
-
-if TYPE_CHECKING:
-    from unetskip.ablation.report import RunRecord
+from unetskip.ablation.records import RunRecord
 
 COLORS = dict(zip(VARIANT_NAMES, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True))
 NO_GRAD_NORMS = (

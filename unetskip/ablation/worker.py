@@ -29,8 +29,8 @@ from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from unetskip.ablation.depth import conv_layers
-from unetskip.cli import CLI_KWARGS, UnetSkipCLI
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.cli.lightning_cli import CLI_KWARGS, UnetSkipCLI
+from unetskip.training.module import SegmentationModule
 
 RESULT_FILE = "result.json"
 CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"

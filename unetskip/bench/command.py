@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from unetskip.acceleration import channels_last_helps, default_precision
 from unetskip.bench import report
 from unetskip.bench.loader import measure_loader
 from unetskip.bench.overhead import measure_overhead
 from unetskip.bench.settings import PRECISIONS, Settings
 from unetskip.bench.subjects import load_subject
 from unetskip.bench.throughput import measure_models
+from unetskip.training.acceleration import channels_last_helps, default_precision
 
 DEFAULT_CONFIGS = ("configs/unet.yaml", "configs/no_skip.yaml", "configs/smp_unet.yaml")
 # (normal, --quick): --quick is for a smoke test in seconds, not for numbers.
@@ -33,7 +33,7 @@ PRESETS = {
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m unetskip.bench",
+        prog="unetskip bench",
         description="Speed, memory and size of the configs' networks, with ratios against a baseline "
         "measured in the same run; Lightning's overhead; the data loader's throughput.",
     )

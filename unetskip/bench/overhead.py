@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from unetskip.bench.settings import Settings
 from unetskip.bench.subjects import Subject
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.module import SegmentationModule
 
 
 @dataclass

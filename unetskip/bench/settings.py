@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unetskip.acceleration import cpu_channels_last_hazard
+from unetskip.training.acceleration import cpu_channels_last_hazard
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -15,9 +15,9 @@ import torch
 import yaml
 from torch import nn
 
-from unetskip.cli import DEFAULT_DATA_CLASS
+from unetskip.cli.lightning_cli import DEFAULT_DATA_CLASS
 from unetskip.data import OxfordPetDataModule
-from unetskip.losses import SegmentationLoss
+from unetskip.training.losses import SegmentationLoss
 
 
 def import_class(class_path: str, source: str) -> type:

@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 from unetskip.data.check import DataCheckError, DataReport, check_layout
 from unetskip.data.folder_layout import Sample, find_layout
 from unetskip.data.image_files import load_image
-from unetskip.data.loaders import SegmentationDataModule
 from unetskip.data.masks import MaskEncoding, MaskValueError, read_mask
+from unetskip.data.segmentation_datamodule import SegmentationDataModule
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 

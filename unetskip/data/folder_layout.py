@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unetskip.data.image_files import IMAGE_SUFFIXES
-from unetskip.data.loaders import split_trainval
+from unetskip.data.list_files import list_entries
 from unetskip.data.masks import LOSSY_MASK_SUFFIXES, MASK_SUFFIXES
+from unetskip.data.segmentation_datamodule import split_trainval
 
 SPLITS = ("train", "val", "test")
 # Every suffix a mask may have; lossy ones are found so that the check can name them.
@@ -83,10 +84,7 @@ def _samples(stems: list[str], images: dict[str, Path], masks: dict[str, Path]) 
 
 def _read_list(path: Path, problems: list[str], root: Path) -> list[str]:
     stems = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in list_entries(path):
         known_suffix = Path(line).suffix.lower() in (*IMAGE_SUFFIXES, *MASK_FILE_SUFFIXES)
         stem = Path(line).with_suffix("").as_posix() if known_suffix else line
         if stem in stems:

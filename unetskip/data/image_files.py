@@ -19,6 +19,8 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 from torch.utils.data import Dataset
 
+from unetskip.data.list_files import list_entries
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 LIST_SUFFIX = ".txt"
 # Pillow modes holding more than 8 bits per grey level; they are scaled to 8 bits, not clipped.
@@ -82,14 +84,11 @@ def _walk_images(folder: Path, exclude: str | Path | None) -> list[Path]:
 
 def _read_list(list_file: Path) -> FoundImages:
     try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"--input {list_file} is not a UTF-8 text list of image paths: {error}") from error
+        entries = list_entries(list_file)
+    except ValueError as error:
+        raise ValueError(f"--input {error} of image paths") from error
     paths, rejected, seen = [], [], set()
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for _, line in entries:
         path = Path(line) if Path(line).is_absolute() else list_file.parent / line
         key = path.resolve()
         if key in seen:

@@ -14,7 +14,7 @@ from unetskip.data.image_files import (
     find_images,
 )
 from unetskip.data.image_size import parse_image_size
-from unetskip.data.loaders import default_num_workers
+from unetskip.data.segmentation_datamodule import default_num_workers
 
 
 class ImageFolderDataModule(L.LightningDataModule):

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from unetskip.data.image_files import UnreadableImageError, displayed_size, load_image
+from unetskip.data.list_files import list_entries
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,7 @@ def read_split(root: Path, split: Literal["trainval", "test"]) -> list[str]:
             f"{path} not found: data.root must be the Oxford-IIIT Pet folder holding images/ and "
             "annotations/ (set data.download=true to fetch it)"
         )
-    names = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            names.append(line.split()[0])
-    return names
+    return [line.split()[0] for _, line in list_entries(path)]
 
 
 @dataclass(frozen=True)
@@ -121,7 +117,7 @@ class OxfordPetDataset(Dataset):
     """Samples as dicts `{"image": (3, H, W) float, "mask": (H, W) long, "border": (H, W) bool, "name": str}`.
 
     `border` marks the trimap's border region whatever the mask mode (in `binary` mode the mask merges
-    it into the pet), for the border-band scores of `unetskip.metrics`.
+    it into the pet), for the border-band scores of `unetskip.training.metrics`.
     `transform` is an albumentations-style callable taking `image=` (H, W, 3) uint8, `mask=` (H, W)
     uint8 and `masks=` a list of (H, W) uint8, and returning tensors (see `unetskip.data.transforms`).
     """

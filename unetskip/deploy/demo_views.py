@@ -1,5 +1,5 @@
 """What the demo page shows of one image's probabilities: masks at a threshold, coloured masks, where two
-models disagree, the legend. Plain NumPy and torch; the page itself is `unetskip.demo_page`."""
+models disagree, the legend. Plain NumPy and torch; the page itself is `unetskip.deploy.demo_page`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from html import escape
 import numpy as np
 import torch
 
-from unetskip.prediction import OVERLAY_COLOURS, mask_from_probabilities
+from unetskip.predict.rendering import OVERLAY_COLOURS, mask_from_probabilities
 
 # The colour of the pixels where two models' masks differ, and how much of the grey photo shows beneath.
 DISAGREEMENT_COLOUR = (255, 0, 255)

@@ -1,30 +1,34 @@
-"""The command line: LightningCLI with fit, validate, test and predict."""
+"""LightningCLI with fit, validate, test and predict: data chosen by `data.class_path`, and validate, test
+and predict rebuilt from a checkpoint alone."""
 
 from __future__ import annotations
 
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import wandb
 from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
-from unetskip.acceleration import default_precision
-from unetskip.checkpointing import LastCheckpoint
+from unetskip.cli.console import TRAINER_DEFAULTS, quiet_console
 from unetskip.compat import CheckpointArgumentsKeptCLI
-from unetskip.console import TRAINER_DEFAULTS, quiet_console
-from unetskip.gradient_flow import StageGradientNorms
-from unetskip.guards import require_accelerator
-from unetskip.mask_overlays import ValidationMaskOverlays
-from unetskip.prediction import MaskWriter, add_predict_arguments
-from unetskip.resume import resume_run
-from unetskip.run_config import RunConfigCallback, name_loggers
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.predict.options import add_predict_arguments
+from unetskip.predict.writer import MaskWriter
+from unetskip.runs.checkpoint_file import CheckpointReadError, read_checkpoint
+from unetskip.runs.checkpointing import LastCheckpoint
+from unetskip.runs.moved_paths import MOVED, moved_in
+from unetskip.runs.resume import resume_run
+from unetskip.runs.run_config import RunConfigCallback, name_loggers
+from unetskip.training.acceleration import default_precision
+from unetskip.training.gradient_flow import StageGradientNorms
+from unetskip.training.guards import require_accelerator
+from unetskip.training.mask_overlays import ValidationMaskOverlays
+from unetskip.training.module import SegmentationModule
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Subcommands that may take their whole model and data configuration from a checkpoint.
@@ -63,9 +67,9 @@ def checkpoint_settings(ckpt_path: str, subcommand: str) -> Namespace:
     its plain hyperparameter dicts are used.
     """
     try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 (any unpickling error means the same to the user)
-        raise SystemExit(f"error: could not read checkpoint {ckpt_path}: {error}") from error
+        checkpoint = read_checkpoint(ckpt_path, mmap=True)
+    except CheckpointReadError as error:
+        raise SystemExit(f"error: --ckpt_path: {error}") from error
     model = dict(checkpoint.get("hyper_parameters") or {})
     data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
     for hparams in (model, data):
@@ -85,6 +89,27 @@ def checkpoint_settings(ckpt_path: str, subcommand: str) -> Namespace:
     return dict_to_namespace({"subcommand": subcommand, subcommand: settings})
 
 
+def config_files(args: Sequence[str]) -> list[Path]:
+    """The files that `--config` flags in `args` name (those that exist)."""
+    named = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--config"]
+    named += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    return [Path(name) for name in named if Path(name).is_file()]
+
+
+def stop_on_moved_class_paths(args: ArgsType) -> None:
+    """Stop with one line when a flag or a `--config` file names a class path of before the subpackage
+    move (a run folder's saved config.yaml, say), naming the old path and the new one."""
+    if not isinstance(args, (list, tuple)):
+        return  # a dict or Namespace from Python: jsonargparse names what it cannot import
+    sources = [(f"--config {path}", path.read_text()) for path in config_files(args)]
+    sources.append(("a flag", " ".join(args)))
+    for where, text in sources:
+        moved = moved_in([text])
+        if moved:
+            more = f" (and {len(moved) - 1} more moved path(s))" if len(moved) > 1 else ""
+            raise SystemExit(f"error: {where}: {moved[0]} is now {MOVED[moved[0]]}; replace it{more}")
+
+
 class SubcommandParser(LightningArgumentParser):
     """A LightningArgumentParser that knows the subcommand it parses (`command`; None: the main parser), so
     that `UnetSkipCLI.add_arguments_to_parser` can give each subcommand its own arguments. LightningCLI
@@ -102,9 +127,9 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
     `unetskip.models.UNet`, so that the first parse, which finds `ckpt_path`, needs no network config.
 
     Checkpoints are loaded with `weights_only=True` unless `--weights_only false` is given; `fit
-    --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.resume`).
+    --ckpt_path last` resumes the newest run of the configured logger (see `unetskip.runs.resume`).
     `predict` segments arbitrary images (`--input`, `--output`): its options configure an
-    ImageFolderDataModule, the model's inferer and a MaskWriter (see unetskip.prediction).
+    ImageFolderDataModule, the model's inferer and a MaskWriter (see unetskip.predict).
     `trainer.precision: null` picks bf16-mixed on a CUDA GPU that supports it, else 32-true (16-mixed on
     other CUDA GPUs for predict).
     """
@@ -135,6 +160,7 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
         """Parses `args`; for validate, test and predict with a `ckpt_path` (a flag or a config file's key),
         parses them again over the checkpoint's model and data settings, so that flags and config files
         override those and nothing else needs repeating."""
+        stop_on_moved_class_paths(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand not in FROM_CHECKPOINT_SUBCOMMANDS:
@@ -204,6 +230,8 @@ CLI_KWARGS = {
     "trainer_defaults": {"default_root_dir": "runs", **TRAINER_DEFAULTS},
     "parser_class": SubcommandParser,
     "parser_kwargs": {
+        "prog": "unetskip",
+        "description": "Train and evaluate (LightningCLI); `unetskip --help` lists every command.",
         # omegaconf+ resolves ${...} interpolations after all configs and flags are merged, so a
         # scheduler length can follow --trainer.max_epochs.
         "parser_mode": "omegaconf+",
@@ -217,22 +245,3 @@ CLI_KWARGS = {
 def cli_main(args: ArgsType = None) -> UnetSkipCLI:
     """Run the CLI on `args` (a list of strings, or None for sys.argv)."""
     return UnetSkipCLI(SegmentationModule, L.LightningDataModule, args=args, **CLI_KWARGS)
-
-
-def main() -> None:
-    """The `unetskip` console script: the CLI on sys.argv. It returns None, so a finished run exits with
-    status 0 (a console script passes its return value to sys.exit, which treats an object as failure).
-    Two commands are not LightningCLI subcommands (those are fixed) and have their own parsers:
-    `unetskip check-data ...`, the data check (exit status: see unetskip.check_data), and
-    `unetskip demo ...`, the web page (unetskip.demo)."""
-    command = sys.argv[1:2]
-    if command == ["check-data"]:
-        from unetskip.check_data import check_data_main  # it builds on this module
-
-        sys.exit(check_data_main(sys.argv[2:]))
-    if command == ["demo"]:
-        from unetskip.demo import main as demo_main  # it builds on this module
-
-        demo_main(sys.argv[2:])
-        return
-    cli_main()

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from unetskip import __version__
-from unetskip.run_config import run_folder
+from unetskip.runs.run_config import run_folder
 
 # Bump when a checkpoint written by this code would mean something else to the next version
 # (renamed weights, other normalisation, other class order). Checkpoints without the record are format 1.

@@ -15,9 +15,16 @@ import numpy as np
 import torch
 
 from unetskip.data.image_files import UnreadableImageError, load_image
-from unetskip.demo_views import PREDICT_THRESHOLD, coloured_mask, disagreement, legend_html, threshold_mask
-from unetskip.prediction import PredictMode, overlay, save_image
-from unetskip.trained_model import TrainedModel
+from unetskip.deploy.demo_views import (
+    PREDICT_THRESHOLD,
+    coloured_mask,
+    disagreement,
+    legend_html,
+    threshold_mask,
+)
+from unetskip.deploy.trained_model import TrainedModel
+from unetskip.predict.options import PredictMode
+from unetskip.predict.rendering import overlay, save_image
 
 MODES = ("resize", "native", "tiled")
 # Fonts the browser has: the page loads nothing from other sites (Gradio's default theme uses web fonts).

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unetskip.data.datamodule import OxfordPetDataModule
 from unetskip.data.image_files import network_input
 from unetskip.data.image_size import parse_image_size
-from unetskip.inference import Inferer
-from unetskip.prediction import PredictMode, inferer_config
-from unetskip.run_config import variant_name
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.data.oxford_pet_datamodule import OxfordPetDataModule
+from unetskip.predict.inferer import Inferer
+from unetskip.predict.options import PredictMode, inferer_config
+from unetskip.runs.checkpoint_file import read_checkpoint
+from unetskip.runs.run_config import variant_name
+from unetskip.training.module import SegmentationModule
 
 # The data module's defaults, for checkpoints that do not record a setting.
 DATA_DEFAULTS = {name: p.default for name, p in inspect.signature(OxfordPetDataModule).parameters.items()}
@@ -70,10 +71,10 @@ def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} is not a file")
+    contents = read_checkpoint(path)
     try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-        module = SegmentationModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 (unpickling, missing keys, shapes: all mean the same here)
+        module = SegmentationModule.from_checkpoint(contents)
+    except Exception as error:  # noqa: BLE001 (missing keys, shapes, other classes: all mean the same here)
         raise ValueError(f"checkpoint {path} cannot rebuild a unetskip model: {error}") from error
     data = contents.get("datamodule_hyper_parameters") or {}
     training_size = parse_image_size(data.get("image_size", DATA_DEFAULTS["image_size"]))

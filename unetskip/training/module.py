@@ -7,16 +7,16 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_module
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric
 
-from unetskip.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
 from unetskip.compat import lightning_cli_config_given
-from unetskip.inference import Inferer
-from unetskip.losses import LossName, SegmentationLoss, inverse_frequency_weights
-from unetskip.metrics import SegmentationScores
+from unetskip.predict.inferer import Inferer
+from unetskip.runs.checkpointing import METADATA_KEY, check_compatible, checkpoint_metadata
+from unetskip.training.losses import LossName, SegmentationLoss, inverse_frequency_weights
+from unetskip.training.metrics import SegmentationScores
 
 
 class SegmentationModule(L.LightningModule):
@@ -161,6 +161,24 @@ class SegmentationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[METADATA_KEY] = checkpoint_metadata(self.loggers)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> SegmentationModule:
+        """The module of a checkpoint (as `unetskip.runs.checkpoint_file.read_checkpoint` reads it) with its
+        weights, rebuilt from its hyperparameters as `load_from_checkpoint` would, on the CPU.
+
+        Raises:
+            ValueError: the hyperparameters do not rebuild the network (a module built in Python).
+        """
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        if hparams.pop("_instantiator", None) is None or not isinstance(hparams.get("net"), dict):
+            raise ValueError(
+                "its hyperparameters do not rebuild the network (it was not written by unetskip fit)"
+            )
+        module = instantiate_module(cls, hparams)
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(checkpoint["state_dict"])
+        return module
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before the weights are loaded: an error here names what differs, not just the keys.

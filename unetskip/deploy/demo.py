@@ -2,7 +2,7 @@
 (e.g. with and without skip connections) side by side on them. See docs/demo.md.
 
 The page shows exactly the masks `unetskip predict` writes for the same checkpoint, `--mode`, tile
-settings and `--tta`: the same decoder, resize, inferer and argmax (`unetskip.trained_model`). It needs
+settings and `--tta`: the same decoder, resize, inferer and argmax (`unetskip.deploy.trained_model`). It needs
 the `demo` extra (Gradio): `pip install "unetskip[demo]"`.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from jsonargparse import ActionYesNo, ArgumentParser, Namespace
 
 from unetskip.data.image_files import find_images
-from unetskip.prediction import PredictMode
-from unetskip.trained_model import TrainedModel, load_trained_model
+from unetskip.deploy.trained_model import TrainedModel, load_trained_model
+from unetskip.predict.options import PredictMode
 
 DEMO_PACKAGES = ("gradio",)
 # How many images of --examples the page offers.
@@ -27,7 +27,7 @@ MAX_EXAMPLES = 12
 
 def demo_parser() -> ArgumentParser:
     """The options of `python -m unetskip demo` (model and inference flags named as predict's)."""
-    parser = ArgumentParser(prog="python -m unetskip demo", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="unetskip demo", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", type=str, required=True, help="A checkpoint written by unetskip fit.")
     parser.add_argument(
         "--compare_ckpt_path",
@@ -106,7 +106,7 @@ def serve(options: Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="unetskip-demo-"))
     # Read by Gradio when it is imported (below): where it caches uploads and the images it serves.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))
-    from unetskip.demo_page import DemoPage
+    from unetskip.deploy.demo_page import DemoPage
 
     try:
         page = DemoPage(models, workdir, options.mode, options.tile_size, options.tile_overlap, options.tta)
@@ -123,6 +123,5 @@ def serve(options: Namespace) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`python -m unetskip demo ARGS` and the console script `unetskip-demo ARGS` (`args`: ARGS; None for
-    sys.argv[1:])."""
+    """`unetskip demo ARGS` (`args`: ARGS; None for sys.argv[1:])."""
     serve(demo_parser().parse_args(args))

@@ -14,13 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from jsonargparse import Namespace
 from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from unetskip.checkpointing import METADATA_KEY, plain
-from unetskip.run_config import run_folder
+from unetskip.runs.checkpoint_file import read_checkpoint
+from unetskip.runs.checkpointing import METADATA_KEY, plain
+from unetskip.runs.run_config import run_folder
 
 LAST_NAME = "last.ckpt"
 
@@ -52,14 +52,14 @@ def last_checkpoints(runs: Path) -> list[Path]:
 
 def same_network(ckpt_path: Path, net: Any) -> bool:
     """Whether the checkpoint's network settings (`hyper_parameters["net"]`) equal `net`."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = read_checkpoint(ckpt_path, mmap=True)
     return plain((checkpoint.get("hyper_parameters") or {}).get("net")) == plain(net)
 
 
 def recorded_loggers(ckpt_path: Path) -> list[dict[str, str]]:
     """The loggers (`class`, `version`) recorded in a checkpoint; for a checkpoint without the record,
     the run folder it lies in, for the first logger."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = read_checkpoint(ckpt_path, mmap=True)
     metadata = checkpoint.get(METADATA_KEY)
     if metadata is not None:
         return metadata["loggers"]

@@ -1,9 +1,4 @@
-"""`unetskip predict`: segment a folder of images with a checkpoint, writing one mask per image.
-
-The predict subcommand declares its parts like fit declares its loggers (see `add_predict_arguments`):
-its options configure an `ImageFolderDataModule` (`--input`, `--mode`), the model's `Inferer` (`--mode`,
-`--tile_size`, `--tile_overlap`, `--tta`) and a `MaskWriter` callback (`--output`, `--overlay`,
-`--probabilities`, `--overwrite`); the checkpoint gives the model, its classes and the training size.
+"""The mask writer of `unetskip predict`: one mask per image, the manifest, output names that never collide.
 
 For an input image `<input>/<relative path>/<name>.<ext>` the outputs are, under `--output`:
 
@@ -27,38 +22,24 @@ from __future__ import annotations
 import csv
 import heapq
 import itertools
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
-from jsonargparse import ActionYesNo
-from jsonargparse.typing import PositiveInt, restricted_number_type
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.cli import LightningArgumentParser
-from PIL import Image
 from tqdm import tqdm
 
 from unetskip.data.image_files import FoundImages, load_image
 from unetskip.data.image_folder import ImageFolderDataModule
-from unetskip.data.image_size import parse_image_size
-from unetskip.inference import Inferer
+from unetskip.predict.rendering import mask_from_probabilities, overlay, resize_probabilities, save_image
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("input", "status", "mask", "height", "width", "reason")
-# Overlay colours of classes 1, 2, ... (class 0, the background, is left as it is).
-OVERLAY_COLOURS = ((255, 140, 0), (30, 144, 255), (50, 205, 50), (220, 20, 60))
-OVERLAY_OPACITY = 0.5
 # How many skipped inputs the closing summary names (all of them are in the manifest).
 SUMMARY_PROBLEMS = 20
-
-PredictMode = Literal["resize", "native", "tiled"]
-TileOverlap = restricted_number_type("TileOverlap", float, [(">=", 0.0), ("<", 1.0)])
 
 
 def output_suffixes(class_names: Sequence[str]) -> list[str]:
@@ -95,40 +76,6 @@ def output_stems(relatives: Sequence[Path], suffixes: Sequence[str]) -> list[Pat
         taken |= names
         stems.append(relative.parent / candidate)
     return stems
-
-
-def save_image(array: np.ndarray, path: Path, image_format: str) -> None:
-    """Write `array` ((H, W) or (H, W, 3) uint8) to `path` through a temporary name, so an interrupted run
-    never leaves a truncated file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    Image.fromarray(array).save(
-        partial, format=image_format, **({"quality": 90} if image_format == "JPEG" else {})
-    )
-    os.replace(partial, path)
-
-
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 image and (H, W) class indices -> (H, W, 3) uint8, classes > 0 tinted."""
-    blended = image.astype(np.float32)
-    for index in range(1, int(mask.max()) + 1):
-        colour = np.array(OVERLAY_COLOURS[(index - 1) % len(OVERLAY_COLOURS)], dtype=np.float32)
-        selected = mask == index
-        blended[selected] = (1 - OVERLAY_OPACITY) * blended[selected] + OVERLAY_OPACITY * colour
-    return blended.round().astype(np.uint8)
-
-
-def resize_probabilities(probabilities: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Class probabilities (C, h, w) -> (C, H, W) at `size` (H, W), bilinearly (unchanged at that size)."""
-    if tuple(probabilities.shape[1:]) == tuple(size):
-        return probabilities
-    return F.interpolate(probabilities[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
-
-
-def mask_from_probabilities(probabilities: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """One image's class probabilities (C, h, w) -> its mask, (H, W) uint8 class indices at `size` (H, W),
-    the image's original size: the probabilities are resized bilinearly before the argmax."""
-    return resize_probabilities(probabilities, size).argmax(dim=0).to(torch.uint8).cpu().numpy()
 
 
 def predict_images(datamodule: L.LightningDataModule | None) -> FoundImages:
@@ -310,121 +257,6 @@ def merge_manifests(parts: Sequence[Path], manifest: Path) -> list[tuple[Path, s
         file.close()
         part.unlink()
     return problems
-
-
-def resizes(mode: PredictMode) -> bool:
-    """Whether `--mode` resizes images to the training size (`data.init_args.resize`)."""
-    return mode == "resize"
-
-
-def inferer_config(
-    mode: PredictMode,
-    tile_size: int | None,
-    tile_overlap: float,
-    tta: bool,
-    image_size: int | Sequence[int],
-    batch_size: int,
-) -> dict[str, Any]:
-    """`model.inferer` of a predict run: tiles of `tile_size` (default: the training size `image_size`)
-    in tiled mode, `batch_size` tiles per forward pass, flip TTA with `tta`."""
-    training_side = max(parse_image_size(image_size))
-    return {
-        "class_path": f"{Inferer.__module__}.{Inferer.__name__}",
-        "init_args": {
-            # Plain int and float: the restricted types of the options do not dump to YAML.
-            "tile_size": int(tile_size or training_side) if mode == "tiled" else None,
-            "tile_overlap": float(tile_overlap),
-            "tile_batch_size": batch_size,
-            "flip_tta": tta,
-        },
-    }
-
-
-def add_predict_arguments(parser: LightningArgumentParser) -> None:
-    """The options of `unetskip predict` (the LightningArgumentParser of the predict subcommand), linked
-    to what they configure: `data` (an ImageFolderDataModule), `model.inferer` and `mask_writer`."""
-    parser.add_lightning_class_args(MaskWriter, "mask_writer")
-    parser.add_argument(
-        "--input",
-        type=str,
-        required=True,
-        help="A folder (searched recursively), an image, or a .txt file listing image paths.",
-    )
-    parser.add_argument(
-        "--output",
-        type=str,
-        required=True,
-        help="Folder for the masks, manifest.csv and config.yaml: new or empty, unless --overwrite.",
-    )
-    parser.add_argument(
-        "--mode",
-        type=PredictMode,
-        default="resize",
-        help="resize: each image resized to the training size, probabilities resized back; native: whole "
-        "images at their own size; tiled: native size in overlapping tiles (memory bounded by tile size).",
-    )
-    parser.add_argument(
-        "--tile_size",
-        type=PositiveInt | None,
-        default=None,
-        help="Tile side in tiled mode (default: the training image size).",
-    )
-    parser.add_argument(
-        "--tile_overlap",
-        type=TileOverlap,
-        default=0.25,
-        help="Overlap of neighbouring tiles, a fraction in [0, 1).",
-    )
-    parser.add_argument(
-        "--tta",
-        action=ActionYesNo,
-        default=False,
-        help="Average with the horizontally flipped image's probabilities.",
-    )
-    parser.add_argument("--overlay", action=ActionYesNo, default=False, help="Also write <name>.overlay.jpg.")
-    parser.add_argument(
-        "--probabilities",
-        action=ActionYesNo,
-        default=False,
-        help="Also write <name>.prob_<class>.png (probability x 255).",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action=ActionYesNo,
-        default=False,
-        help="Write into a non-empty --output, replacing files of the same names (others are kept).",
-    )
-    parser.add_argument(
-        "--strict", action=ActionYesNo, default=False, help="Exit with status 1 when an input was skipped."
-    )
-    parser.link_arguments("input", "data.init_args.source")
-    parser.link_arguments("output", "data.init_args.exclude")  # an output folder inside the input
-    parser.link_arguments("mode", "data.init_args.resize", compute_fn=resizes)
-    parser.link_arguments(
-        (
-            "mode",
-            "tile_size",
-            "tile_overlap",
-            "tta",
-            "data.init_args.image_size",
-            "data.init_args.batch_size",
-        ),
-        "model.inferer",
-        compute_fn=inferer_config,
-    )
-    parser.link_arguments("output", "mask_writer.output_dir")
-    for key in ("overlay", "probabilities", "overwrite"):
-        parser.link_arguments(key, f"mask_writer.{key}")
-    parser.link_arguments("output", "trainer.default_root_dir")
-    parser.set_defaults(
-        {
-            "data": {"class_path": f"{ImageFolderDataModule.__module__}.{ImageFolderDataModule.__name__}"},
-            "trainer.logger": False,
-            "trainer.enable_progress_bar": False,  # MaskWriter shows images and img/s instead
-            "trainer.enable_model_summary": False,
-            "trainer.devices": 1,
-        }
-    )
 
 
 def check_output_folder(

@@ -39,7 +39,7 @@ def default_precision(
 
 def channels_last_helps(device: torch.device) -> bool:
     """True where NHWC convolutions are faster: a CUDA GPU with tensor cores (compute capability >= 7.0),
-    and a CPU (oneDNN; measured with `python -m unetskip.bench`, see docs/speed.md)."""
+    and a CPU (oneDNN; measured with `python -m unetskip bench`, see docs/speed.md)."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= CHANNELS_LAST_MIN_CAPABILITY
     return device.type == "cpu"

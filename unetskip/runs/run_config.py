@@ -17,7 +17,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
-from unetskip.wandb_logger import AutoOfflineWandbLogger
+from unetskip.runs.wandb_logger import AutoOfflineWandbLogger
 
 # Loggers whose `name` is one of these get the variant name (Lightning's CSV and TensorBoard default).
 UNSET_LOGGER_NAMES = (None, "", "lightning_logs")
@@ -63,8 +63,8 @@ def run_folder(logger: Logger | None, default_root_dir: str | Path) -> Path:
     `dirpath`) puts `checkpoints/` and `RunConfigCallback` the config.
 
     `<save_dir>/<name>/version_<n>` for CSV and TensorBoard, `<save_dir>/<project>/<run id>` for W&B,
-    `default_root_dir` without a logger. Its parent holds all runs of that logger (`unetskip.resume`),
-    its name is the run's version as checkpoints record it (`unetskip.checkpointing`).
+    `default_root_dir` without a logger. Its parent holds all runs of that logger (`unetskip.runs.resume`),
+    its name is the run's version as checkpoints record it (`unetskip.runs.checkpointing`).
     """
     if logger is None:
         return Path(default_root_dir)

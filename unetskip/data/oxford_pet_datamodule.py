@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
-from unetskip.data.loaders import SegmentationDataModule, split_trainval
 from unetskip.data.oxford_pet import (
     MaskMode,
     OxfordPetDataset,
@@ -14,6 +13,7 @@ from unetskip.data.oxford_pet import (
     find_samples,
     read_split,
 )
+from unetskip.data.segmentation_datamodule import SegmentationDataModule, split_trainval
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 

@@ -1,6 +1,6 @@
-"""`python -m unetskip.export`: a checkpoint's network as an ONNX model, checked with onnxruntime.
+"""`unetskip export`: a checkpoint's network as an ONNX model, checked with onnxruntime.
 
-The ONNX model is `unetskip.inference.ProbabilityNet`: input `image`, uint8 RGB (B, 3, H, W); output
+The ONNX model is `unetskip.predict.inferer.ProbabilityNet`: input `image`, uint8 RGB (B, 3, H, W); output
 `probabilities`, float32 (B, C, H, W). Batch, height and width are dynamic (any H, W >= 1: the graph
 normalises, pads to a multiple of 32 and crops back itself). Like `unetskip predict --mode native`, it
 runs on the image as given: resize to the training size (in the model's metadata) first for what
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from jsonargparse import auto_cli
 
-from unetskip.inference import ProbabilityNet
-from unetskip.trained_model import load_trained_model
+from unetskip.deploy.trained_model import load_trained_model
+from unetskip.predict.inferer import ProbabilityNet
 
 EXPORT_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # Largest absolute difference allowed between onnxruntime's and PyTorch's probabilities (float32 on a CPU).
@@ -113,8 +113,8 @@ def export(ckpt_path: str, output: str = "model.onnx") -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`python -m unetskip.export` and the console script `unetskip-export` (`args`: None for sys.argv)."""
-    auto_cli(export, as_positional=False, args=args)
+    """`unetskip export ARGS` (`args`: ARGS; None for sys.argv[1:])."""
+    auto_cli(export, as_positional=False, args=args, prog="unetskip export")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import warnings
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import ArgsType
 
-from unetskip.cli import CLI_KWARGS, UnetSkipCLI
+from unetskip.cli.lightning_cli import CLI_KWARGS, UnetSkipCLI
 from unetskip.data.folder import FolderDataModule
-from unetskip.segmentation_module import SegmentationModule
+from unetskip.training.module import SegmentationModule
 
 
 class DataCheckCLI(UnetSkipCLI):
@@ -37,7 +37,8 @@ def check_data_main(args: ArgsType = None) -> int:
     with warnings.catch_warnings():
         # `unetskip check-data ARGS` passes ARGS on while sys.argv also holds them: that is intended.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        cli = DataCheckCLI(SegmentationModule, LightningDataModule, args=args, run=False, **CLI_KWARGS)
+        kwargs = CLI_KWARGS | {"parser_kwargs": CLI_KWARGS["parser_kwargs"] | {"prog": "unetskip check-data"}}
+        cli = DataCheckCLI(SegmentationModule, LightningDataModule, args=args, run=False, **kwargs)
     datamodule = cli.datamodule
     if not isinstance(datamodule, FolderDataModule):
         print(
