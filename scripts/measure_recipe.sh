@@ -3,7 +3,7 @@
 # (docs/recipe.md). Run from the repository root:
 #   scripts/measure_recipe.sh OUT_DIR FIT_FLAGS...
 #   scripts/measure_recipe.sh runs/recipe/unet-seed0 --config configs/unet.yaml \
-#       --config configs/cpu_subset.yaml --seed_everything 0
+#       --config configs/cpu.yaml --config configs/cpu_subset.yaml --seed_everything 0
 # Writes under OUT_DIR: fit.log, wall.txt (fit wall seconds and the load average before and after),
 # the CSV logger's metrics and checkpoints, and one masks_<variant>/ folder and scores_<variant>.json
 # per variant: best (the checkpoint of the best validation Dice), best_tta (the same, flip TTA),

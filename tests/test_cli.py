@@ -20,6 +20,11 @@ from unetskip.data import OxfordPetDataModule
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+def cpu_recipe_configs() -> list[str]:
+    """The CPU recipe on the Oxford subset: configs/cpu.yaml, then configs/cpu_subset.yaml."""
+    return ["--config", str(CONFIGS / "cpu.yaml"), "--config", str(CONFIGS / "cpu_subset.yaml")]
+
+
 def tiny_args(pet_root: Path, tmp_path: Path) -> list[str]:
     """Overrides that shrink the default experiment to seconds on a CPU."""
     return [
@@ -192,7 +197,7 @@ def test_print_config_shows_both_switches(capsys):
 
 @pytest.mark.parametrize("model_config", ["unet.yaml", "smp_unet.yaml", "no_skip.yaml"])
 def test_cpu_recipe_gives_every_model_one_cycle_that_follows_epochs_and_lr(model_config, capsys):
-    args = ["--config", str(CONFIGS / model_config), "--config", str(CONFIGS / "cpu_subset.yaml")]
+    args = ["--config", str(CONFIGS / model_config), *cpu_recipe_configs()]
     flags = ["--trainer.max_epochs", "7", "--model.optimizer.init_args.lr", "0.01", "--print_config"]
     with pytest.raises(SystemExit):
         cli_main(["fit", *args, *flags])
@@ -203,10 +208,10 @@ def test_cpu_recipe_gives_every_model_one_cycle_that_follows_epochs_and_lr(model
 
 
 def cpu_recipe_args(pet_root: Path, tmp_path: Path, epochs: int) -> list[str]:
-    """The U-Net under configs/cpu_subset.yaml, shrunk by tiny_flags, logging to a CSV file."""
+    """The U-Net under configs/cpu.yaml + cpu_subset.yaml, shrunk by tiny_flags, logging to a CSV file."""
     return [
         "fit",
-        *["--config", str(CONFIGS / "unet.yaml"), "--config", str(CONFIGS / "cpu_subset.yaml")],
+        *["--config", str(CONFIGS / "unet.yaml"), *cpu_recipe_configs()],
         *tiny_flags(pet_root),
         *["--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", "1"],
         *["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(tmp_path)],

@@ -15,18 +15,11 @@ import torch
 import yaml
 from torch import nn
 
+from unetskip.cli.class_paths import import_class
 from unetskip.cli.lightning_cli import DEFAULT_DATA_CLASS
 from unetskip.data import OxfordPetDataModule
+from unetskip.models.class_count import set_class_count
 from unetskip.training.losses import SegmentationLoss
-
-
-def import_class(class_path: str, source: str) -> type:
-    """`package.module.Class` -> the class; `source` names where the path came from, for errors."""
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"{source}: cannot import class_path {class_path!r}: {error}") from error
 
 
 def find_config(path: str | Path) -> Path:
@@ -82,16 +75,21 @@ def load_subject(path: str | Path) -> Subject:
     if not isinstance(net, dict) or "class_path" not in net:
         raise ValueError(f"{config_path}: model.net must have a class_path (and init_args)")
     optimizer = model.get("optimizer") or {"class_path": "torch.optim.AdamW"}
+    net_class = import_class(net["class_path"], f"{config_path} model.net")
+    net_args = dict(net.get("init_args") or {})
+    data_class = import_class(data_class_path, f"{config_path} data")
+    if hasattr(data_class, "class_names_from"):  # the class count follows the data, as in the CLI
+        set_class_count(net_class, net_args, data_class.class_names_from(data))
     return Subject(
         name=config_path.stem,
         config_path=config_path,
-        net_class=import_class(net["class_path"], f"{config_path} model.net"),
-        net_args=dict(net.get("init_args") or {}),
+        net_class=net_class,
+        net_args=net_args,
         loss=model.get("loss", "ce+dice"),
         ignore_index=int(data.get("ignore_index", 255)),
         optimizer_class=import_class(optimizer["class_path"], f"{config_path} model.optimizer"),
         optimizer_args=dict(optimizer.get("init_args") or {}),
         data_root=str(data.get("root", "data/oxford-iiit-pet")),
-        data_class=import_class(data_class_path, f"{config_path} data"),
+        data_class=data_class,
         data_args=dict(data),
     )

@@ -13,6 +13,9 @@ warnings; nothing else by default.
   (the seed is in the run's config.yaml); Lightning's note that its default logger is CSVLogger when
   TensorBoard is not installed.
 
+`class_table` is the per-class IoU and Dice printed at the end of fit (the last validation), validate
+and test.
+
 `TRAINER_DEFAULTS` turns Lightning's model summary off (its FLOPs column reads 0, since the module has no
 `example_input_array`); `--trainer.enable_model_summary true` shows it.
 """
@@ -22,6 +25,8 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # The loggers of Lightning's packages (each has its own console handler unless the root logger has one).
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
@@ -37,6 +42,23 @@ HIDDEN_WARNINGS = (
     ),
 )
 TRAINER_DEFAULTS = {"enable_model_summary": False}
+
+
+def class_table(metrics: Mapping[str, Any], stage: str, class_names: Sequence[str]) -> str:
+    """The per-class IoU and Dice of `stage` ("val", "test") among `metrics` (the trainer's
+    `callback_metrics`: `<stage>/iou/<class>`, `<stage>/dice/<class>`, `<stage>/iou_macro`, ...) as a
+    table, macro means last; '' when `metrics` holds none. A class absent from the images and the
+    predictions has no score (nan), and the macro means leave it out."""
+    if f"{stage}/iou_macro" not in metrics:
+        return ""
+    width = max(len(name) for name in [*class_names, "macro mean"])
+    lines = [f"{stage} scores per class:", f"  {'class':<{width}}     IoU    Dice"]
+    for name in class_names:
+        iou, dice = (float(metrics.get(f"{stage}/{score}/{name}", float("nan"))) for score in ("iou", "dice"))
+        lines.append(f"  {name:<{width}}  {iou:6.3f}  {dice:6.3f}")
+    iou, dice = (float(metrics[f"{stage}/{score}_macro"]) for score in ("iou", "dice"))
+    lines.append(f"  {'macro mean':<{width}}  {iou:6.3f}  {dice:6.3f}")
+    return "\n".join(lines)
 
 
 def quiet_console() -> None:

@@ -15,8 +15,10 @@ import wandb
 from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
-from unetskip.cli.console import TRAINER_DEFAULTS, quiet_console
+from unetskip.cli.class_paths import import_class
+from unetskip.cli.console import TRAINER_DEFAULTS, class_table, quiet_console
 from unetskip.compat import CheckpointArgumentsKeptCLI
+from unetskip.models.class_count import set_class_count
 from unetskip.predict.options import add_predict_arguments
 from unetskip.predict.writer import MaskWriter
 from unetskip.runs.checkpoint_file import CheckpointReadError, read_checkpoint
@@ -110,6 +112,24 @@ def stop_on_moved_class_paths(args: ArgsType) -> None:
             raise SystemExit(f"error: {where}: {moved[0]} is now {MOVED[moved[0]]}; replace it{more}")
 
 
+def link_class_count(config: Namespace) -> None:
+    """Set `model.net`'s class count (`num_classes`, smp's `classes`) to the number of the data's classes,
+    or stop with one line naming both keys when the config sets another (see
+    `unetskip.models.class_count`). A DataModule without `class_names_from` leaves the network as set."""
+    data_class = import_class(config.data.class_path, "data")
+    class_names_from = getattr(data_class, "class_names_from", None)
+    net = config.model.get("net")
+    if class_names_from is None or not isinstance(net, Namespace) or "class_path" not in net:
+        return
+    if net.get("init_args") is None:
+        net.init_args = Namespace()
+    try:
+        net_class = import_class(net.class_path, "model.net")
+        set_class_count(net_class, net.init_args, class_names_from(config.data.init_args))
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from error
+
+
 class SubcommandParser(LightningArgumentParser):
     """A LightningArgumentParser that knows the subcommand it parses (`command`; None: the main parser), so
     that `UnetSkipCLI.add_arguments_to_parser` can give each subcommand its own arguments. LightningCLI
@@ -159,12 +179,18 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parses `args`; for validate, test and predict with a `ckpt_path` (a flag or a config file's key),
         parses them again over the checkpoint's model and data settings, so that flags and config files
-        override those and nothing else needs repeating."""
+        override those and nothing else needs repeating. Then the network's class count follows the
+        data's classes (predict: the checkpoint's network)."""
         stop_on_moved_class_paths(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if subcommand not in FROM_CHECKPOINT_SUBCOMMANDS:
-            return
+        if subcommand in FROM_CHECKPOINT_SUBCOMMANDS:
+            self.parse_over_checkpoint(parser, args, subcommand)
+        if subcommand != "predict":
+            link_class_count(self.config[subcommand] if subcommand else self.config)
+
+    def parse_over_checkpoint(self, parser: LightningArgumentParser, args: ArgsType, subcommand: str) -> None:
+        """Parse `args` again over the model and data settings of the subcommand's `ckpt_path`, if any."""
         ckpt_path = self.config[subcommand].get("ckpt_path")
         if subcommand == "predict" and not ckpt_path:
             raise SystemExit("error: predict needs --ckpt_path: the checkpoint holds the model and weights")
@@ -207,7 +233,7 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
         writer = self.mask_writer()
         if self.trainer.is_global_zero:
             print(writer.summary())
-        self.after_fit()
+        self.finish_wandb()
         if self.config.predict.strict and writer.skipped:
             raise SystemExit(1)
 
@@ -216,11 +242,27 @@ class UnetSkipCLI(CheckpointArgumentsKeptCLI):
         return next(callback for callback in self.trainer.callbacks if isinstance(callback, MaskWriter))
 
     def after_fit(self) -> None:
+        self.print_class_table("val")
+        self.finish_wandb()
+
+    def after_validate(self) -> None:
+        self.print_class_table("val")
+        self.finish_wandb()
+
+    def after_test(self) -> None:
+        self.print_class_table("test")
+        self.finish_wandb()
+
+    def print_class_table(self, stage: str) -> None:
+        """The per-class scores of the last `stage` epoch, on the console (rank 0)."""
+        table = class_table(self.trainer.callback_metrics, stage, self.model.class_names)
+        if table and self.trainer.is_global_zero:
+            print(table)
+
+    def finish_wandb(self) -> None:
         # One W&B run per subcommand: a later cli_main in this process (tests, notebooks) starts its own
         # run instead of WandbLogger reusing this one.
         wandb.finish()
-
-    after_validate = after_test = after_fit
 
 
 # The LightningCLI settings of every UnetSkipCLI (the ablation study builds its own subclass with them).

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from unetskip.data.image_files import load_image
 from unetskip.data.masks import MaskEncoding, MaskValueError, read_mask
 from unetskip.data.segmentation_datamodule import SegmentationDataModule
 from unetskip.data.transforms import eval_transforms, train_transforms
+
+# The classes of a folder whose config names none: a binary task.
+DEFAULT_CLASS_NAMES = ("background", "foreground")
 
 
 class FolderDataset(Dataset):
@@ -72,7 +76,7 @@ class FolderDataModule(SegmentationDataModule):
     def __init__(
         self,
         root: str = "data/own",
-        class_names: Sequence[str] = ("background", "foreground"),
+        class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
         palette: list[tuple[int, int, int]] | None = None,
         void_color: tuple[int, int, int] | None = None,
         binary_255: bool = True,
@@ -106,10 +110,15 @@ class FolderDataModule(SegmentationDataModule):
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"data.test_fraction must be in [0, 1), got {test_fraction}")
         self.encoding = MaskEncoding.build(class_names, ignore_index, palette, void_color, binary_255)
-        self.class_names = list(class_names)
+        self.class_names = self.class_names_from(self.hparams)
         self.root = Path(root)
         self.test_fraction = test_fraction
         self.reports: dict[str, DataReport] = {}  # stage -> the check run by its setup
+
+    @staticmethod
+    def class_names_from(init_args: Mapping[str, Any]) -> list[str]:
+        """The classes of the module these constructor arguments (a config's `data.init_args`) build."""
+        return list(init_args.get("class_names", DEFAULT_CLASS_NAMES))
 
     def check(self, splits: Sequence[str] | None = None) -> DataReport:
         """Run the data check on `splits` (all when None); reads, never writes."""

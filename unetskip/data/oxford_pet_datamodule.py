@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from unetskip.data.download import dataset_is_complete, download_oxford_pet
 from unetskip.data.oxford_pet import (
@@ -15,6 +17,8 @@ from unetskip.data.oxford_pet import (
 )
 from unetskip.data.segmentation_datamodule import SegmentationDataModule, split_trainval
 from unetskip.data.transforms import eval_transforms, train_transforms
+
+DEFAULT_MASK_MODE: MaskMode = "binary"
 
 
 def take_subset(names: list[str], max_images: int | None, seed: int) -> list[str]:
@@ -42,12 +46,17 @@ class OxfordPetDataModule(SegmentationDataModule):
     with repeated images), so metrics summed across processes equal those of one process.
     """
 
+    @staticmethod
+    def class_names_from(init_args: Mapping[str, Any]) -> list[str]:
+        """The classes of the module these constructor arguments (a config's `data.init_args`) build."""
+        return class_names_for(init_args.get("mask_mode", DEFAULT_MASK_MODE))
+
     def __init__(
         self,
         root: str = "data/oxford-iiit-pet",
         download: bool = False,
         image_size: int | tuple[int, int] = 256,
-        mask_mode: MaskMode = "binary",
+        mask_mode: MaskMode = DEFAULT_MASK_MODE,
         ignore_index: int = 255,
         val_fraction: float = 0.1,
         split_seed: int = 42,
@@ -74,7 +83,7 @@ class OxfordPetDataModule(SegmentationDataModule):
             rotate_degrees,
         )
         self.save_hyperparameters()
-        self.class_names = class_names_for(mask_mode)
+        self.class_names = self.class_names_from(self.hparams)
         if max_images is not None and max_images < 2:
             raise ValueError(
                 f"data.max_images must be >= 2 (a train and a val image) or null, got {max_images}"
