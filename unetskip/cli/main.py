@@ -88,7 +88,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = COMMANDS[name]
     function = getattr(importlib.import_module(command.module), command.function)
     if name in LIGHTNING_COMMANDS:
-        function(None if argv is None else args)  # LightningCLI reads sys.argv itself; `args` from Python
+        from unetskip.data.check import DataCheckError  # loaded with the command's module already
+        from unetskip.data.folder import UnreadableSampleError
+
+        try:
+            function(None if argv is None else args)  # LightningCLI reads sys.argv itself; `args` from Python
+        except DataCheckError as error:  # the data check's report says everything: no traceback
+            sys.exit(f"error: {error}")
+        except UnreadableSampleError as error:  # one line naming the file, also from a loader worker
+            sys.exit(f"error: {error.line}")
         return
     status = function(rest)
     if isinstance(status, int) and status:

@@ -4,8 +4,9 @@ found before training, each problem naming its files. It reads, never writes.
 Per split it reports: the pairs found; images without masks and masks without images; image/mask size
 mismatches; masks stored in a lossy format (JPEG); mask values outside the declared classes (with pixel
 counts and the first files); 0/255 binary masks (mapped to 0/1); images with a non-identity EXIF
-orientation; and the pixel frequency of each class. Images are read from their headers only (size and
-EXIF orientation); masks are decoded in full.
+orientation; and the pixel frequency of each class. Every image and mask is decoded in full, as training
+decodes it (in worker processes: `check_layout`'s `workers`), so a truncated or corrupt file is an error
+naming it before training, not a crash in the middle of an epoch.
 
 Orientation: images are used as displayed (their EXIF orientation applied, as `load_image` does for
 training and predict); masks are read as stored. A mask that matches an EXIF-rotated image's stored
@@ -16,15 +17,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from unetskip.data.folder_layout import FolderLayout, Sample
-from unetskip.data.image_files import TRANSPOSING_ORIENTATIONS, displayed_size
+from unetskip.data.image_files import TRANSPOSING_ORIENTATIONS, UnreadableImageError, load_image
 from unetskip.data.masks import LOSSY_MASK_SUFFIXES, MaskEncoding, read_mask
+from unetskip.data.segmentation_datamodule import available_cpus
 
 FIRST_FILES = 3  # files named per grouped finding
 MAX_LINES = 20  # files listed one per line per kind of problem, before "... and N more"
@@ -115,74 +119,116 @@ def _first(paths: list[str]) -> str:
     return ", ".join(paths[:FIRST_FILES]) + more
 
 
-def image_header(path: Path) -> tuple[tuple[int, int], tuple[int, int], int]:
-    """An image's stored (width, height), displayed (width, height) and EXIF orientation (1 = none), from
-    its header alone."""
+def image_header(path: Path) -> tuple[tuple[int, int], int]:
+    """An image's stored (width, height) and EXIF orientation (1 = none), from its header alone."""
     with Image.open(path) as image:
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-        stored, displayed = image.size, displayed_size(image)
+        stored = image.size
     if orientation not in range(1, 9):
         orientation = 1  # an invalid tag is ignored by the decoder too
-    return stored, displayed, orientation
+    return stored, orientation
 
 
-def check_split(name: str, samples: Sequence[Sample], root: Path, encoding: MaskEncoding) -> SplitReport:
-    """Check one split's samples (see the module docstring)."""
+@dataclass(frozen=True)
+class PairFinding:
+    """What decoding one image and its mask found: a `problem` ("unreadable", "mismatched" or
+    "stored_size") with its `message`, or the image's EXIF orientation, the mask's encoding, its values
+    outside the classes and, when it has none, its pixels per value (`counts`, (256,))."""
+
+    problem: str | None = None
+    message: str = ""
+    orientation: int = 1
+    encoding: str = "index"
+    invalid: dict[str, int] = field(default_factory=dict)
+    counts: np.ndarray | None = None
+
+
+def decode_pair(sample: Sample, root: Path, encoding: MaskEncoding) -> PairFinding:
+    """Decode `sample`'s image (as training does, `load_image`) and mask in full."""
+    image_path, mask_path = _rel(sample.image, root), _rel(sample.mask, root)
+    try:
+        stored, orientation = image_header(sample.image)
+        displayed = load_image(sample.image).shape[1::-1]  # (width, height), EXIF orientation applied
+    except (OSError, UnidentifiedImageError, UnreadableImageError) as error:
+        return PairFinding("unreadable", f"{image_path}: {error}")
+    try:
+        decoded = encoding.decode(read_mask(sample.mask))
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        return PairFinding("unreadable", f"{mask_path}: {error}")
+    mask_size = decoded.mask.shape[::-1]  # (width, height)
+    if mask_size != displayed:
+        if orientation in TRANSPOSING_ORIENTATIONS and mask_size == stored:
+            return PairFinding("stored_size", f"{mask_path} ({image_path}: EXIF orientation {orientation})")
+        return PairFinding(
+            "mismatched",
+            f"{image_path} is {displayed[0]}x{displayed[1]}, {mask_path} is {mask_size[0]}x{mask_size[1]}",
+        )
+    counts = None if decoded.invalid else np.bincount(decoded.mask.ravel(), minlength=256)
+    return PairFinding(None, "", orientation, decoded.encoding, decoded.invalid, counts)
+
+
+def default_check_workers(processes: int = 1) -> int:
+    """Decoding processes of the check: the CPUs this process may use, shared by the node's `processes`
+    (the check runs before training, so it takes them all); 0 (decode in this process) on one CPU."""
+    workers = available_cpus() // processes
+    return workers if workers > 1 else 0
+
+
+def decode_pairs(
+    samples: Sequence[Sample], root: Path, encoding: MaskEncoding, workers: int
+) -> list[PairFinding]:
+    """`decode_pair` of each sample, in order, in `workers` processes (0: in this process)."""
+    decode = partial(decode_pair, root=root, encoding=encoding)
+    if workers == 0 or len(samples) < 2:
+        return [decode(sample) for sample in samples]
+    workers = min(workers, len(samples))
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(decode, samples, chunksize=max(1, len(samples) // (4 * workers))))
+
+
+def check_split(
+    layout: FolderLayout, name: str, decoded: dict[Sample, PairFinding], encoding: MaskEncoding
+) -> SplitReport:
+    """The report of one split of `layout` from its pairs' findings (see the module docstring)."""
+    root = layout.root
     report = SplitReport(name, class_pixels=np.zeros(encoding.num_classes, np.int64))
     no_mask, no_image, lossy, unreadable, mismatched, stored_size, exif = [], [], [], [], [], [], []
     binary_255, rgb_without_palette, not_found = [], [], []
+    found = {"unreadable": unreadable, "mismatched": mismatched, "stored_size": stored_size}
     invalid: dict[str, tuple[int, list[str]]] = defaultdict(lambda: (0, []))
-    for sample in samples:
+    for sample in layout.splits[name]:
+        expected_image, expected_mask = layout.expected_files(name, sample.stem)
         if sample.image is None and sample.mask is None:
-            not_found.append(f"{sample.stem!r} (no images/{sample.stem}.*, no masks/{sample.stem}.png)")
+            not_found.append(f"{sample.stem!r} (no {expected_image}, no {expected_mask})")
             continue
         if sample.image is None:
             no_image.append(f"{_rel(sample.mask, root)} (no image for stem {sample.stem!r})")
             continue
         if sample.mask is None:
-            no_mask.append(f"{_rel(sample.image, root)} (no mask {sample.stem}.png)")
+            no_mask.append(f"{_rel(sample.image, root)} (no mask {expected_mask})")
             continue
         if sample.mask.suffix.lower() in LOSSY_MASK_SUFFIXES:
             lossy.append(f"{_rel(sample.mask, root)} (for {_rel(sample.image, root)})")
             continue
-        try:
-            stored, displayed, orientation = image_header(sample.image)
-        except (OSError, UnidentifiedImageError) as error:
-            unreadable.append(f"{_rel(sample.image, root)}: {error}")
-            continue
-        try:
-            decoded = encoding.decode(read_mask(sample.mask))
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            unreadable.append(f"{_rel(sample.mask, root)}: {error}")
+        finding = decoded[sample]
+        if finding.problem is not None:
+            found[finding.problem].append(finding.message)
             continue
         mask_path = _rel(sample.mask, root)
-        mask_size = decoded.mask.shape[::-1]  # (width, height)
-        if mask_size != displayed:
-            if orientation in TRANSPOSING_ORIENTATIONS and mask_size == stored:
-                stored_size.append(
-                    f"{mask_path} ({_rel(sample.image, root)}: EXIF orientation {orientation})"
-                )
-            else:
-                mismatched.append(
-                    f"{_rel(sample.image, root)} is {displayed[0]}x{displayed[1]}, {mask_path} is "
-                    f"{mask_size[0]}x{mask_size[1]}"
-                )
-            continue
-        if orientation != 1:
-            exif.append(f"{_rel(sample.image, root)} ({orientation})")
-        if decoded.invalid:
-            if decoded.encoding == "rgb" and encoding.palette is None:
+        if finding.orientation != 1:
+            exif.append(f"{_rel(sample.image, root)} ({finding.orientation})")
+        if finding.invalid:
+            if finding.encoding == "rgb" and encoding.palette is None:
                 rgb_without_palette.append(mask_path)
-            for value, count in decoded.invalid.items():
+            for value, count in finding.invalid.items():
                 pixels, files = invalid[value]
                 invalid[value] = (pixels + count, [*files, mask_path])
             continue
-        if decoded.encoding == "binary_255":
+        if finding.encoding == "binary_255":
             binary_255.append(mask_path)
-        counts = np.bincount(decoded.mask.ravel(), minlength=256)
-        report.class_pixels += counts[: encoding.num_classes]
+        report.class_pixels += finding.counts[: encoding.num_classes]
         report.ignored_pixels += (
-            int(counts[encoding.ignore_index]) if encoding.ignore_index is not None else 0
+            int(finding.counts[encoding.ignore_index]) if encoding.ignore_index is not None else 0
         )
         report.pairs += 1
     report.errors += _listed("listed, but neither image nor mask found", not_found)
@@ -230,15 +276,26 @@ def check_layout(
     class_names: Sequence[str],
     encoding: MaskEncoding,
     splits: Sequence[str] | None = None,
+    workers: int = 0,
 ) -> DataReport:
-    """Check the `splits` of `layout` (all of them when None)."""
+    """Check the `splits` of `layout` (all of them when None), decoding in `workers` processes (0: in this
+    process); the report does not depend on `workers`."""
     names = [name for name in layout.splits if splits is None or name in splits]
+    pairs = {
+        sample: None
+        for name in names
+        for sample in layout.splits[name]
+        if sample.image is not None
+        and sample.mask is not None
+        and sample.mask.suffix.lower() not in LOSSY_MASK_SUFFIXES
+    }
+    decoded = dict(zip(pairs, decode_pairs(list(pairs), layout.root, encoding, workers), strict=True))
     report = DataReport(
         layout.root,
         layout.description,
         list(class_names),
         encoding,
-        [check_split(name, layout.splits[name], layout.root, encoding) for name in names],
+        [check_split(layout, name, decoded, encoding) for name in names],
         errors=list(layout.problems),
     )
     if layout.unused:

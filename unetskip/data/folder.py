@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from PIL import UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from unetskip.data.check import DataCheckError, DataReport, check_layout
-from unetskip.data.folder_layout import Sample, find_layout
-from unetskip.data.image_files import load_image
+from unetskip.data.check import DataCheckError, DataReport, check_layout, default_check_workers
+from unetskip.data.folder_layout import SPLITS, FolderLayout, FolderNames, Sample, find_layout
+from unetskip.data.image_files import UnreadableImageError, load_image
 from unetskip.data.masks import MaskEncoding, MaskValueError, read_mask
 from unetskip.data.segmentation_datamodule import SegmentationDataModule
 from unetskip.data.transforms import eval_transforms, train_transforms
@@ -23,12 +24,32 @@ from unetskip.data.transforms import eval_transforms, train_transforms
 DEFAULT_CLASS_NAMES = ("background", "foreground")
 
 
+class UnreadableSampleError(ValueError):
+    """An image or mask that training cannot decode although the data check did: it changed on disk since.
+    The message is one line naming the file; from a DataLoader worker it arrives after the worker's
+    traceback (torch re-raises it so), and `line` is that line alone."""
+
+    @property
+    def line(self) -> str:
+        last = str(self).rstrip().splitlines()[-1]
+        return last.split(f"{type(self).__name__}: ", 1)[-1]
+
+
+def _unreadable(path: Path, error: Exception) -> UnreadableSampleError:
+    return UnreadableSampleError(
+        f"{path} cannot be decoded during training ({error}), though the data check before training "
+        "decoded it: it changed on disk since; restore or remove it and run unetskip check-data"
+    )
+
+
 class FolderDataset(Dataset):
     """Samples as dicts `{"image": (3, H, W) float, "mask": (H, W) long, "name": str}` (name: the stem).
 
     Images are decoded by `load_image` (any format, upright by their EXIF orientation); masks are read as
-    stored and decoded by `encoding`. A mask the data check would reject raises `MaskValueError` naming
-    it (the DataModule checks every mask before training, so this only guards files changed since).
+    stored and decoded by `encoding`. The DataModule checks every file before training, so these only
+    guard files changed since: a file that cannot be decoded raises `UnreadableSampleError`, a mask the
+    check would reject `MaskValueError`, each naming the file (training stops: it never runs on other
+    data than was checked).
     """
 
     def __init__(
@@ -43,8 +64,14 @@ class FolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         sample = self.samples[index]
-        image = load_image(sample.image)  # (H, W, 3) uint8
-        decoded = self.encoding.decode(read_mask(sample.mask))
+        try:
+            image = load_image(sample.image)  # (H, W, 3) uint8
+        except UnreadableImageError as error:
+            raise _unreadable(sample.image, error) from error
+        try:
+            decoded = self.encoding.decode(read_mask(sample.mask))
+        except (OSError, UnidentifiedImageError) as error:
+            raise _unreadable(sample.mask, error) from error
         if decoded.invalid:
             raise MaskValueError(
                 f"{sample.mask}: values {sorted(decoded.invalid)} are outside "
@@ -67,6 +94,10 @@ class FolderDataModule(SegmentationDataModule):
     colours with `palette` (one [r, g, b] per class; `void_color` -> `ignore_index`). Pixels equal to
     `ignore_index` count in no loss and no metric. Without split lists or split folders, `val_fraction`
     (and `test_fraction`, 0: no test split) of the images are held out, shuffled by `split_seed`.
+    `images_dir`, `masks_dir` (a `{split}` in them: one folder pair per split), `image_suffix`,
+    `mask_suffix` and `split_names` (split -> its folder or list name; splits left out are not used)
+    take a dataset where it lies (`unetskip.data.folder_layout.FolderNames`). The check decodes every
+    file in `check_workers` processes (None: one per CPU, 0: in this process).
     Options shared with `OxfordPetDataModule` mean the same there (`image_size`, `batch_size`, `seed`,
     `num_workers`, ...). `setup` runs the data check (`unetskip check-data`) on the splits the stage
     needs and stops with its report on any error. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
@@ -92,6 +123,12 @@ class FolderDataModule(SegmentationDataModule):
         seed: int | None = None,
         crop_scale: tuple[float, float] = (0.5, 1.0),
         rotate_degrees: float = 15.0,
+        images_dir: str = "images",
+        masks_dir: str = "masks",
+        image_suffix: str = "",
+        mask_suffix: str = "",
+        split_names: dict[str, str] | None = None,
+        check_workers: int | None = None,
     ) -> None:
         super().__init__(
             image_size,
@@ -109,7 +146,17 @@ class FolderDataModule(SegmentationDataModule):
         self.save_hyperparameters()
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"data.test_fraction must be in [0, 1), got {test_fraction}")
+        if check_workers is not None and check_workers < 0:
+            raise ValueError(f"data.check_workers must be >= 0 (0: in this process), got {check_workers}")
         self.encoding = MaskEncoding.build(class_names, ignore_index, palette, void_color, binary_255)
+        self.names = FolderNames(
+            images_dir,
+            masks_dir,
+            image_suffix,
+            mask_suffix,
+            dict(split_names) if split_names is not None else {split: split for split in SPLITS},
+        )
+        self.check_workers = check_workers
         self.class_names = self.class_names_from(self.hparams)
         self.root = Path(root)
         self.test_fraction = test_fraction
@@ -120,23 +167,30 @@ class FolderDataModule(SegmentationDataModule):
         """The classes of the module these constructor arguments (a config's `data.init_args`) build."""
         return list(init_args.get("class_names", DEFAULT_CLASS_NAMES))
 
-    def check(self, splits: Sequence[str] | None = None) -> DataReport:
-        """Run the data check on `splits` (all when None); reads, never writes."""
-        layout = find_layout(self.root, self.val_fraction, self.test_fraction, self.split_seed)
-        return check_layout(layout, self.class_names, self.encoding, splits)
+    def layout(self) -> FolderLayout:
+        """The files and splits of `root` (reads no pixels)."""
+        return find_layout(self.root, self.val_fraction, self.test_fraction, self.split_seed, self.names)
+
+    def check(self, splits: Sequence[str] | None = None, layout: FolderLayout | None = None) -> DataReport:
+        """Run the data check on `splits` (all when None) of `layout` (default: `self.layout()`); reads,
+        never writes."""
+        workers = self.check_workers
+        if workers is None:
+            workers = default_check_workers(self.trainer.num_devices if self.trainer else 1)
+        return check_layout(layout or self.layout(), self.class_names, self.encoding, splits, workers)
 
     def setup(self, stage: str) -> None:
         # predict reads image files with ImageFolderDataModule (`unetskip predict`): nothing to set up here
         splits = {"fit": ("train", "val"), "validate": ("train", "val"), "test": ("test",)}.get(stage, ())
         if all(split in self.datasets for split in splits):
             return
-        layout = find_layout(self.root, self.val_fraction, self.test_fraction, self.split_seed)
+        layout = self.layout()
         if stage == "test" and "test" not in layout.splits:
             raise ValueError(
                 f"data.root={str(self.root)!r} has no test split ({layout.description}): add "
                 "splits/test.txt or a test/ folder, or set data.test_fraction"
             )
-        report = check_layout(layout, self.class_names, self.encoding, splits)
+        report = self.check(splits, layout)
         if report.all_errors():
             raise DataCheckError(report.format())
         rank_zero_info(report.format())  # the pairs, notes (0/255 masks, EXIF) and class shares

@@ -28,11 +28,15 @@ def split_trainval(
     return sorted(shuffled[num_val:]), sorted(shuffled[:num_val])
 
 
+def available_cpus() -> int:
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_num_workers(processes_per_node: int = 1) -> int:
     """Loader workers per process: the CPUs this process may use, shared by the node's processes, less
     one for each process itself (at least 1)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // processes_per_node - 1)
+    return max(1, available_cpus() // processes_per_node - 1)
 
 
 class SegmentationDataModule(L.LightningDataModule):
