@@ -47,7 +47,7 @@ DEFAULT_DATA_CLASS = "unetskip.data.OxfordPetDataModule"
 # The network of validate, test and predict when neither a checkpoint nor a config names one.
 DEFAULT_NET_CLASS = "unetskip.models.UNet"
 # What predict takes from the checkpoint's data settings (its own DataModule reads image files).
-PREDICT_DATA_KEYS = ("image_size", "batch_size", "num_workers")
+PREDICT_DATA_KEYS = ("image_size", "keep_aspect", "batch_size", "num_workers")
 # Lightning's warnings about the training callbacks' state saved in a checkpoint (which ModelCheckpoint
 # wrote, where), meaningless when the checkpoint is only evaluated: validate, test, predict.
 TRAINING_STATE_WARNINGS = (

@@ -112,6 +112,7 @@ class FolderDataModule(SegmentationDataModule):
         void_color: tuple[int, int, int] | None = None,
         binary_255: bool = True,
         image_size: int | tuple[int, int] = 256,
+        keep_aspect: bool = False,
         ignore_index: int = 255,
         val_fraction: float = 0.1,
         test_fraction: float = 0.0,
@@ -142,6 +143,7 @@ class FolderDataModule(SegmentationDataModule):
             seed,
             crop_scale,
             rotate_degrees,
+            keep_aspect,
         )
         self.save_hyperparameters()
         if not 0.0 <= test_fraction < 1.0:
@@ -199,7 +201,7 @@ class FolderDataModule(SegmentationDataModule):
             transform = (
                 train_transforms(self.image_size, self.ignore_index, self.crop_scale, self.rotate_degrees)
                 if split == "train"
-                else eval_transforms(self.image_size)
+                else eval_transforms(self.image_size, self.keep_aspect)
             )
             self.datasets[split] = FolderDataset(layout.splits[split], transform, self.encoding)
 

@@ -19,6 +19,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 from torch.utils.data import Dataset
 
+from unetskip.data.image_size import resized_size
 from unetskip.data.list_files import list_entries
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -156,13 +157,20 @@ class ImageFileDataset(Dataset):
     """The images at `paths`, each as a dict:
 
     `{"image": uint8 (3, h, w), "index": i, "size": (H, W), "error": None}` where (H, W) is the upright
-    image's size and (h, w) is `image_size` when given (resized bilinearly, as in evaluation) or (H, W);
+    image's size and (h, w) is `image_size` when given (resized bilinearly, as in evaluation; with
+    `keep_aspect` the shorter side to `image_size`, see `unetskip.data.image_size`) or (H, W);
     `{"image": None, "index": i, "size": None, "error": reason}` for a file that cannot be decoded.
     """
 
-    def __init__(self, paths: Sequence[Path], image_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        image_size: int | tuple[int, int] | None = None,
+        keep_aspect: bool = False,
+    ) -> None:
         self.paths = list(paths)
         self.image_size = image_size
+        self.keep_aspect = keep_aspect
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -172,8 +180,13 @@ class ImageFileDataset(Dataset):
             image = load_image(self.paths[index])  # (H, W, 3)
         except UnreadableImageError as error:
             return {"image": None, "index": index, "size": None, "error": str(error)}
+        size = (
+            None
+            if self.image_size is None
+            else resized_size(image.shape[:2], self.image_size, self.keep_aspect)
+        )
         return {
-            "image": network_input(image, self.image_size),
+            "image": network_input(image, size),
             "index": index,
             "size": image.shape[:2],
             "error": None,

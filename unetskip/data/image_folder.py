@@ -13,7 +13,7 @@ from unetskip.data.image_files import (
     collate_image_files,
     find_images,
 )
-from unetskip.data.image_size import parse_image_size
+from unetskip.data.image_size import check_keep_aspect
 from unetskip.data.segmentation_datamodule import default_num_workers
 
 
@@ -21,7 +21,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     """The images of `source` for predict: a folder (searched recursively), one image, or a `.txt` list of
     image paths (see `find_images`); nothing under `exclude` (the output folder) is read.
 
-    With `resize`, each image is resized to `image_size` (the training size, int or (height, width)) and
+    With `resize`, each image is resized to `image_size` (the training size, int or (height, width); with
+    `keep_aspect` the shorter side to `image_size`, as evaluation resizes it) and
     `batch_size` images go in a batch; without, images keep their own sizes and go one per batch. Batches
     are those of `collate_image_files`: `{"image": [uint8 (3, h, w)], "index": [i], "size": [(H, W)],
     "failed": [(index, reason)]}`. `num_workers=None` gives each process the node's CPUs shared among its
@@ -32,6 +33,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self,
         source: str = ".",
         image_size: int | tuple[int, int] = 256,
+        keep_aspect: bool = False,
         resize: bool = True,
         batch_size: int = 16,
         num_workers: int | None = None,
@@ -41,7 +43,9 @@ class ImageFolderDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.source = source
-        self.image_size = parse_image_size(image_size)
+        check_keep_aspect(image_size, keep_aspect)
+        self.image_size = image_size
+        self.keep_aspect = keep_aspect
         self.resize = resize
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -66,7 +70,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage != "predict":
             raise ValueError(f"ImageFolderDataModule serves predict only, not {stage}: it has no masks")
-        self.dataset = ImageFileDataset(self.images().paths, self.image_size if self.resize else None)
+        image_size = self.image_size if self.resize else None
+        self.dataset = ImageFileDataset(self.images().paths, image_size, self.keep_aspect)
 
     def predict_dataloader(self) -> DataLoader:
         num_workers = self.num_workers

@@ -56,6 +56,7 @@ class OxfordPetDataModule(SegmentationDataModule):
         root: str = "data/oxford-iiit-pet",
         download: bool = False,
         image_size: int | tuple[int, int] = 256,
+        keep_aspect: bool = False,
         mask_mode: MaskMode = DEFAULT_MASK_MODE,
         ignore_index: int = 255,
         val_fraction: float = 0.1,
@@ -81,6 +82,7 @@ class OxfordPetDataModule(SegmentationDataModule):
             seed,
             crop_scale,
             rotate_degrees,
+            keep_aspect,
         )
         self.save_hyperparameters()
         self.class_names = self.class_names_from(self.hparams)
@@ -115,13 +117,15 @@ class OxfordPetDataModule(SegmentationDataModule):
                 **dataset_args,
             )
             self.datasets["val"] = OxfordPetDataset(
-                find_samples(self.root, val_names), eval_transforms(self.image_size), **dataset_args
+                find_samples(self.root, val_names),
+                eval_transforms(self.image_size, self.keep_aspect),
+                **dataset_args,
             )
         if stage == "test" and "test" not in self.datasets:
             self.datasets["test"] = OxfordPetDataset(
                 find_samples(
                     self.root, take_subset(read_split(self.root, "test"), self.max_images, self.split_seed)
                 ),
-                eval_transforms(self.image_size),
+                eval_transforms(self.image_size, self.keep_aspect),
                 **dataset_args,
             )

@@ -3,14 +3,18 @@ train, val and test loaders over its `datasets`."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
+from unetskip.data.image_size import check_keep_aspect
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
 from unetskip.data.transforms import check_augmentation
 
@@ -39,6 +43,27 @@ def default_num_workers(processes_per_node: int = 1) -> int:
     return max(1, available_cpus() // processes_per_node - 1)
 
 
+def collate_padded(items: list[dict[str, Any]], ignore_index: int) -> dict[str, Any]:
+    """Samples of different sizes -> one batch, each padded at the bottom and right to the largest height
+    and width: `image` (B, 3, H, W) with 0 (the normalised mean), `mask` (B, H, W) with `ignore_index`
+    (no loss, no metric), `border` (B, H, W) with False; other keys as lists."""
+    height = max(item["image"].shape[-2] for item in items)
+    width = max(item["image"].shape[-1] for item in items)
+    fill = {"image": 0.0, "mask": ignore_index, "border": False}
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if key in fill:
+            padded = [
+                F.pad(value, (0, width - value.shape[-1], 0, height - value.shape[-2]), value=fill[key])
+                for value in values
+            ]
+            batch[key] = torch.stack(padded)
+        else:
+            batch[key] = default_collate(values)
+    return batch
+
+
 class SegmentationDataModule(L.LightningDataModule):
     """The loaders of a DataModule whose `setup` fills `datasets` ("train", "val", "test"; each a dataset
     of dicts with `image`, `mask`, `name`, with a seedable albumentations `transform`).
@@ -48,7 +73,10 @@ class SegmentationDataModule(L.LightningDataModule):
     through `EpochShuffleSampler`, so a run resumes mid-epoch on the same batches.
     Under DDP each process evaluates its own share of val and test, every image exactly once.
     `crop_scale` and `rotate_degrees` set the strength of the training augmentations
-    (`unetskip.data.transforms.train_transforms`).
+    (`unetskip.data.transforms.train_transforms`). With `keep_aspect`, `image_size` is one int: val and
+    test images are resized so that their shorter side is `image_size`, keeping their aspect ratio
+    (batches of mixed sizes padded by `collate_padded`), as predict and the demo resize them; training
+    crops stay `image_size` squares.
     """
 
     class_names: list[str]
@@ -66,9 +94,13 @@ class SegmentationDataModule(L.LightningDataModule):
         seed: int | None,
         crop_scale: tuple[float, float],
         rotate_degrees: float,
+        keep_aspect: bool,
     ) -> None:
         super().__init__()
         check_augmentation(crop_scale, rotate_degrees)
+        check_keep_aspect(image_size, keep_aspect)
+        if keep_aspect and ignore_index is None:
+            raise ValueError("data.keep_aspect: true needs a data.ignore_index (the padding of mixed sizes)")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         if batch_size < 1:
@@ -84,6 +116,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.seed = seed
         self.crop_scale = tuple(crop_scale)
         self.rotate_degrees = rotate_degrees
+        self.keep_aspect = keep_aspect
         self.datasets: dict[str, Dataset] = {}
 
     def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
@@ -113,11 +146,16 @@ class SegmentationDataModule(L.LightningDataModule):
         }
 
     def _eval_loader(self, split: str) -> DataLoader:
+        # With keep_aspect, images of other aspect ratios come in other sizes: padded into one batch.
+        collate = (
+            functools.partial(collate_padded, ignore_index=self.ignore_index) if self.keep_aspect else None
+        )
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=False,
             sampler=self._eval_sampler(split),
+            collate_fn=collate,
             **self._workers(),
         )
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import albumentations as A
 import cv2
+import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from unetskip.data.image_size import parse_image_size
+from unetskip.data.image_size import check_keep_aspect, parse_image_size, resized_size
 from unetskip.data.normalization import normalize
 
 
@@ -70,13 +71,31 @@ def train_transforms(
     )
 
 
-def eval_transforms(image_size: int | tuple[int, int]) -> A.Compose:
-    """Resize to `image_size` and normalise; output (3, H, W)."""
-    height, width = parse_image_size(image_size)
-    return A.Compose(
-        [
-            A.Resize(height, width),
-            ToTensorV2(),
-            NormalizeTensor(),
-        ]
-    )
+class ResizeKeepingAspect(A.DualTransform):
+    """Resize so that the shorter side is `short_side` (see `unetskip.data.image_size.resized_size`):
+    the image bilinearly, the mask with nearest neighbour."""
+
+    def __init__(self, short_side: int) -> None:
+        super().__init__(p=1.0)
+        self.short_side = short_side
+
+    def _resized(self, array: np.ndarray, interpolation: int) -> np.ndarray:
+        height, width = resized_size(array.shape[:2], self.short_side, keep_aspect=True)
+        return cv2.resize(array, (width, height), interpolation=interpolation)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        return self._resized(img, cv2.INTER_LINEAR)
+
+    def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
+        return self._resized(mask, cv2.INTER_NEAREST)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("short_side",)
+
+
+def eval_transforms(image_size: int | tuple[int, int], keep_aspect: bool = False) -> A.Compose:
+    """Resize to `image_size` (with `keep_aspect`: the shorter side to `image_size`) and normalise;
+    output (3, h, w)."""
+    check_keep_aspect(image_size, keep_aspect)
+    resize = ResizeKeepingAspect(image_size) if keep_aspect else A.Resize(*parse_image_size(image_size))
+    return A.Compose([resize, ToTensorV2(), NormalizeTensor()])

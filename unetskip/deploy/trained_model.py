@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from unetskip.data.image_files import network_input
-from unetskip.data.image_size import parse_image_size
+from unetskip.data.image_size import parse_image_size, resized_size
 from unetskip.data.oxford_pet_datamodule import OxfordPetDataModule
 from unetskip.predict.inferer import Inferer
 from unetskip.predict.options import PredictMode, inferer_config
@@ -30,7 +30,8 @@ DATA_DEFAULTS = {name: p.default for name, p in inspect.signature(OxfordPetDataM
 class TrainedModel:
     """A checkpoint's model in eval mode on the CPU, with what it was trained on.
 
-    `training_size` is (height, width) of the training images (what predict's resize mode resizes to);
+    `training_size` is (height, width) of the training images (what predict's resize mode resizes to;
+    with `keep_aspect`, the shorter side goes to that size and the longer one follows the image);
     `run_name` is the variant name its run was logged under, e.g. `unet-skip-residual-seed42`;
     `batch_size` its data's batch size (predict's tiles per forward pass).
     """
@@ -39,6 +40,7 @@ class TrainedModel:
     training_size: tuple[int, int]
     run_name: str
     batch_size: int
+    keep_aspect: bool = False
 
     @property
     def class_names(self) -> list[str]:
@@ -51,10 +53,16 @@ class TrainedModel:
         config = inferer_config(mode, tile_size, tile_overlap, tta, self.training_size, self.batch_size)
         return Inferer(**config["init_args"])
 
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (h, w) that predict's resize mode gives an image of `height` x `width`."""
+        image_size = self.training_size[0] if self.keep_aspect else self.training_size
+        return resized_size((height, width), image_size, self.keep_aspect)
+
     def probabilities(self, image: np.ndarray, inferer: Inferer, resize: bool) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> class probabilities (C, h, w), as `unetskip predict` computes them:
-        (h, w) is `training_size` with `resize`, else (H, W)."""
-        tensor = network_input(image, self.training_size if resize else None)  # (3, h, w)
+        (h, w) is the size predict's resize mode gives the image with `resize`, else (H, W)."""
+        size = self.network_size(*image.shape[:2]) if resize else None
+        tensor = network_input(image, size)  # (3, h, w)
         with torch.inference_mode():
             (probabilities,) = inferer(self.module, [tensor])
         return probabilities
@@ -79,6 +87,6 @@ def load_trained_model(ckpt_path: str | Path) -> TrainedModel:
     data = contents.get("datamodule_hyper_parameters") or {}
     training_size = parse_image_size(data.get("image_size", DATA_DEFAULTS["image_size"]))
     run_name = variant_name(contents["hyper_parameters"]["net"], data.get("seed"))
-    return TrainedModel(
-        module.eval(), training_size, run_name, int(data.get("batch_size", DATA_DEFAULTS["batch_size"]))
-    )
+    batch_size = int(data.get("batch_size", DATA_DEFAULTS["batch_size"]))
+    keep_aspect = bool(data.get("keep_aspect", False))
+    return TrainedModel(module.eval(), training_size, run_name, batch_size, keep_aspect)
