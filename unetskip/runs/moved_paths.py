@@ -24,7 +24,9 @@ MOVED = {
     "unetskip.inference.Inferer": "unetskip.predict.Inferer",
     "unetskip.prediction.MaskWriter": "unetskip.predict.MaskWriter",
     "unetskip.data.datamodule.OxfordPetDataModule": "unetskip.data.OxfordPetDataModule",
-    "unetskip.data.loaders.SegmentationDataModule": "unetskip.data.segmentation_datamodule.SegmentationDataModule",
+    "unetskip.data.loaders.SegmentationDataModule": (
+        "unetskip.data.segmentation_datamodule.SegmentationDataModule"
+    ),
 }
 CLASS_PATH = re.compile(r"unetskip(?:\.\w+)+")
 
