@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import wandb
 from jsonargparse import ActionYesNo
 from jsonargparse.typing import PositiveInt
@@ -26,7 +28,14 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 from unetskip.cli.lightning_cli import CLI_KWARGS, DEFAULT_NET_CLASS, UnetSkipCLI, checkpoint_settings
 from unetskip.data.image_size import parse_image_size
 from unetskip.data.segmentation_datamodule import default_num_workers
-from unetskip.evaluate.inference import dropped_samples, full_size_view, predict_samples, sample_path, subset
+from unetskip.evaluate.inference import (
+    PredictedImage,
+    dropped_samples,
+    full_size_view,
+    predict_samples,
+    sample_path,
+    subset,
+)
 from unetskip.evaluate.report import Report
 from unetskip.evaluate.report_files import prepare_output
 from unetskip.evaluate.scores import Evaluation, score_keys
@@ -176,7 +185,8 @@ def evaluate_main(args: ArgsType = None) -> int:
     evaluations = [Evaluation(datamodule.class_names, model.hparams.ignore_index) for _ in models]
     skipped = dropped_samples(datamodule, config.split, dataset)
 
-    def run(indices: list[int] | None = None, on_skip=lambda index, reason: None):  # noqa: ANN202
+    def run(indices: list[int] | None, on_skip: Callable[[int, str], None]) -> Iterator[PredictedImage]:
+        """Every image of the split (`indices` None) or those `indices` of the dataset, predicted."""
         return predict_samples(
             models,
             dataset if indices is None else subset(dataset, indices),
@@ -192,7 +202,7 @@ def evaluate_main(args: ArgsType = None) -> int:
         skipped.append((sample_path(dataset, index, root), reason))
 
     indices = []
-    for predicted in run(on_skip=on_skip):
+    for predicted in run(None, on_skip):
         indices.append(predicted.index)
         for evaluation, pred in zip(evaluations, predicted.preds, strict=True):
             evaluation.add(
@@ -201,10 +211,11 @@ def evaluate_main(args: ArgsType = None) -> int:
     if not indices:
         raise SystemExit(f"error: no image of the {config.split} split of {data} could be read")
 
-    def render(chosen):  # noqa: ANN001, ANN202 (positions among the scored images)
+    def render(chosen: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
+        """The images at positions `chosen` among the scored ones, predicted again for a gallery."""
         return [
             (p.image, p.target.numpy(), [pred.numpy() for pred in p.preds])
-            for p in run([indices[i] for i in chosen])
+            for p in run([indices[i] for i in chosen], on_skip)
         ]
 
     about = {

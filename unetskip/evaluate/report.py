@@ -89,7 +89,10 @@ class Report:
         write_confusion(self.folder, self.a.pooled.confmat, self.a.class_names)
         scores = self.a.image_scores()
         worst = self.ranked(scores)[: self.num_worst]
-        caption = lambda i, value: f"{self.a.paths[i]}  {self.sort_by} {value:.3f}"  # noqa: E731
+
+        def caption(i: int, value: float) -> str:
+            return f"{self.a.paths[i]}  {self.sort_by} {value:.3f}"
+
         sections = [
             (f"The {len(worst)} worst images by {self.sort_by}", "worst", self.rows(worst, caption, scores))
         ]
