@@ -1,8 +1,9 @@
 """Check the commands of README.md and docs/*.md: every `python -m unetskip ...`, `unetskip.ablation`,
 `unetskip.bench` and `make fit` command in a fenced bash block names `--config` files that exist, and
 its flags parse. `fit`, `validate` and `test` commands without a `<placeholder>` are parsed by the real
-CLI with `--print_config` (nothing is built or trained); the ablation and benchmark commands by their own
-parsers. Run from the repository root:
+CLI with `--print_config` (nothing is built or trained); the ablation, benchmark and `score` commands by
+their own parsers (`evaluate` commands name a checkpoint, a `<placeholder>` in the docs). Run from the
+repository root:
 
     python scripts/check_doc_commands.py          # prints each command checked; exit 1 on a problem
 """
@@ -90,6 +91,10 @@ def check(words: list[str], written: set[str] = frozenset()) -> str:
                 build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
                 if "--" in argv and argv[0] == "run":
                     return check(["-m", "unetskip", "fit", *config_args(argv), *argv[argv.index("--") + 1 :]])
+            elif argv[:1] == ["score"]:
+                from unetskip.evaluate.score_command import build_parser as score_parser
+
+                score_parser().parse_args(argv[1:])
             elif argv[:1] in (["fit"], ["validate"], ["test"]):
                 from unetskip.cli.lightning_cli import cli_main
 

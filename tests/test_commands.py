@@ -11,7 +11,19 @@ import pytest
 
 from unetskip.cli.main import COMMANDS, main, usage
 
-EXPECTED = ("fit", "validate", "test", "predict", "check-data", "export", "demo", "bench", "ablation")
+EXPECTED = (
+    "fit",
+    "validate",
+    "test",
+    "predict",
+    "check-data",
+    "evaluate",
+    "score",
+    "export",
+    "demo",
+    "bench",
+    "ablation",
+)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

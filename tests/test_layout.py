@@ -12,7 +12,7 @@ PACKAGE = REPO / "unetskip"
 # Top to bottom: a unit may import units of lower layers only (and itself).
 LAYERS = (
     ("unetskip.__main__",),
-    ("unetskip.ablation", "unetskip.bench"),
+    ("unetskip.ablation", "unetskip.bench", "unetskip.evaluate"),
     ("unetskip.cli",),
     ("unetskip.deploy",),
     ("unetskip.training",),

@@ -41,6 +41,16 @@ COMMANDS = {
         "check_data_main",
         "check a folder of your images and masks before training",
     ),
+    "evaluate": Command(
+        "unetskip.evaluate.command",
+        "evaluate_main",
+        "a checkpoint image by image: summary, per-image table, confusion, worst images",
+    ),
+    "score": Command(
+        "unetskip.evaluate.score_command",
+        "score_main",
+        "score masks any tool wrote against true masks, as evaluate does",
+    ),
     "export": Command(
         "unetskip.deploy.export", "main", "a checkpoint's network as ONNX, checked with onnxruntime"
     ),

@@ -25,6 +25,41 @@ def border_band(border: torch.Tensor, width: int) -> torch.Tensor:
     return grown[:, 0] > 0
 
 
+def confusion_matrix(
+    preds: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+) -> torch.Tensor:
+    """Class indices preds and target, same shape (any) -> (C, C) long counts, rows the target's class,
+    columns the prediction's; pixels whose target is `ignore_index` count nowhere."""
+    preds, target = preds.long(), target.long()
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    index = target[valid] * num_classes + preds[valid]
+    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def class_iou_dice(confmat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Confusion matrices (..., C, C) -> IoU and Dice per class, each (..., C) float64; a class with no
+    pixel in the targets nor in the predictions (0 / 0) is NaN."""
+    cm = confmat.double()
+    tp = cm.diagonal(dim1=-2, dim2=-1)
+    fp = cm.sum(-2) - tp  # predicted as the class, target another
+    fn = cm.sum(-1) - tp
+    union = tp + fp + fn
+    nan = torch.full_like(tp, float("nan"))
+    return (
+        torch.where(union > 0, tp / union.clamp(min=1), nan),
+        torch.where(union > 0, 2 * tp / (2 * tp + fp + fn).clamp(min=1), nan),
+    )
+
+
+def foreground_iou(confmat: torch.Tensor) -> torch.Tensor:
+    """Confusion matrices (..., C, C) -> (...) float64: IoU of every class but 0 against class 0 (the
+    "pet" IoU); 1 where neither target nor prediction has any foreground."""
+    cm = confmat.double()
+    intersection = cm[..., 1:, 1:].sum((-2, -1))
+    union = cm.sum((-2, -1)) - cm[..., 0, 0]
+    return torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
+
+
 class SegmentationScores(Metric):
     """Dice and IoU per class and their macro mean, plus the foreground ("pet") IoU two ways.
 
@@ -86,9 +121,7 @@ class SegmentationScores(Metric):
             if self.ignore_index is None
             else target != self.ignore_index
         )
-        n = self.num_classes
-        index = target[valid] * n + preds[valid]
-        self.confmat += torch.bincount(index, minlength=n * n).reshape(n, n)
+        self.confmat += confusion_matrix(preds, target, self.num_classes, self.ignore_index)
 
         pred_fg = (preds > 0) & valid  # (B, H, W)
         true_fg = (target > 0) & valid
@@ -111,19 +144,8 @@ class SegmentationScores(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Scores as 0-dim float tensors, keyed `iou/<class>`, `dice/<class>`, `iou_macro`, ..."""
-        cm = self.confmat.double()
-        tp = cm.diag()
-        fp = cm.sum(0) - tp  # predicted as the class, target another
-        fn = cm.sum(1) - tp
-        nan = torch.tensor(float("nan"), dtype=cm.dtype, device=cm.device)
-        iou = torch.where(tp + fp + fn > 0, tp / (tp + fp + fn), nan)
-        dice = torch.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), nan)
-
-        # Foreground vs background from the same confusion matrix.
-        fg_tp = cm[1:, 1:].sum()
-        fg_union = cm.sum() - cm[0, 0]
-        pooled = fg_tp / fg_union if fg_union > 0 else torch.ones_like(fg_tp)
-
+        iou, dice = class_iou_dice(self.confmat)
+        pooled = foreground_iou(self.confmat)  # foreground vs background from the same matrix
         scores = {f"iou/{name}": iou[i] for i, name in enumerate(self.class_names)}
         scores |= {f"dice/{name}": dice[i] for i, name in enumerate(self.class_names)}
         scores["iou_macro"] = iou.nanmean()
