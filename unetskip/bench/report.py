@@ -13,6 +13,7 @@ from unetskip.bench.overhead import OverheadResult
 from unetskip.bench.real_fit import RealFitResult
 from unetskip.bench.settings import Settings
 from unetskip.bench.throughput import ModelResult
+from unetskip.training.acceleration import cpu_bf16_flags
 
 MODEL_COLUMNS = (
     "model",
@@ -52,7 +53,12 @@ def header(settings: Settings) -> list[str]:
     return [
         f"torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}",
         f"device: {settings.device} ({device_name(settings.device)}), "
-        f"torch threads {torch.get_num_threads()}",
+        f"torch threads {torch.get_num_threads()}"
+        + (
+            f", CPU bf16 instructions: {', '.join(cpu_bf16_flags()) or 'none found'}"
+            if settings.device.type == "cpu"
+            else ""
+        ),
         f"batch {settings.batch_size}, image {settings.image_size}x{settings.image_size}, "
         f"precision {settings.precision}, channels_last {settings.channels_last}, "
         f"torch.compile {settings.compile}",
