@@ -10,10 +10,12 @@ from test_cli import tiny_args
 
 from unetskip.cli.lightning_cli import cli_main
 from unetskip.models import UNet
+from unetskip.training import acceleration
 from unetskip.training.acceleration import (
     ChannelsLast,
     CompileNet,
     channels_last_helps,
+    cpu_bf16_flags,
     cpu_channels_last_hazard,
     default_precision,
 )
@@ -38,6 +40,54 @@ def test_default_precision(monkeypatch, precision, accelerator, cuda, bf16, expe
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
     assert default_precision(precision, accelerator) == expected
     assert default_precision(precision, accelerator, fp16_fallback=True) == inference  # predict
+
+
+X86_FLAGS = "fpu vme sse2 avx2 avx512f avx512_bf16 avx512_vnni"
+CPUINFOS = [
+    (f"processor\t: 0\nflags\t\t: {X86_FLAGS}\n\nprocessor\t: 1\nflags\t\t: {X86_FLAGS}\n", ("avx512_bf16",)),
+    ("flags\t\t: fpu avx512_bf16 amx_bf16 amx_tile\n", ("avx512_bf16", "amx_bf16")),
+    ("flags\t\t: fpu sse2 avx2 avx512f\n", ()),  # AVX-512 without its bf16 extension
+    ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", ("bf16",)),  # ARMv8.6 (e.g. Graviton3)
+    ("processor\t: 0\nFeatures\t: fp asimd\nmodel name\t: bf16 lookalike\n", ()),
+]
+
+
+@pytest.mark.parametrize(("cpuinfo", "flags"), CPUINFOS)
+def test_cpu_bf16_flags_read_linux_cpuinfo(tmp_path, cpuinfo, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    assert cpu_bf16_flags(path) == flags
+
+
+def test_cpu_bf16_flags_without_cpuinfo_are_none(tmp_path):
+    assert cpu_bf16_flags(tmp_path / "absent") == ()
+
+
+def test_cpu_bf16_flags_agree_with_torch_on_this_machine():
+    """torch's own check is private (torch.cpu._is_avx512_bf16_supported): compared here, never used."""
+    torch_check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if torch_check is None or not acceleration.CPUINFO.is_file():
+        pytest.skip("no torch check or no /proc/cpuinfo to compare")
+    assert ("avx512_bf16" in cpu_bf16_flags()) == torch_check()
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "flags", "cpu_bf16", "expected"),
+    [
+        ("auto", ("avx512_bf16",), False, "32-true"),  # the default today: CPUs stay 32-true
+        ("cpu", ("amx_bf16",), False, "32-true"),
+        ("auto", ("avx512_bf16",), True, "bf16-mixed"),  # once CPU_BF16_BY_DEFAULT is True
+        ("cpu", ("bf16",), True, "bf16-mixed"),
+        ("cpu", (), True, "32-true"),  # no bf16 instructions
+    ],
+)
+def test_cpu_bf16_default_is_off_until_measured(monkeypatch, accelerator, flags, cpu_bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(acceleration, "cpu_bf16_flags", lambda: flags)
+    assert acceleration.CPU_BF16_BY_DEFAULT is False
+    assert default_precision(None, accelerator, cpu_bf16=cpu_bf16) == expected
+    if not cpu_bf16:
+        assert default_precision(None, accelerator) == expected
 
 
 @pytest.mark.parametrize(

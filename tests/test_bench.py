@@ -17,7 +17,7 @@ import torch
 
 from unetskip.bench import memory
 from unetskip.bench.command import main
-from unetskip.bench.report import MODEL_COLUMNS
+from unetskip.bench.report import MODEL_COLUMNS, NETWORK_ALONE, REAL_FIT_COLUMNS
 from unetskip.bench.settings import Settings
 from unetskip.bench.subjects import load_subject
 from unetskip.models import UNet
@@ -27,6 +27,22 @@ def positive_numbers(record: dict) -> list[float]:
     return [value for value in record.values() if isinstance(value, float)]
 
 
+def markdown_tables(printed: str) -> list[list[str]]:
+    """The markdown tables of a report, each as its lines."""
+    tables, current = [], []
+    for line in [*printed.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
 def test_quick_bench_prints_the_table_and_writes_every_number(pet_root, tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["--quick", "--image-size", "32", "--data-root", str(pet_root), "--json", str(out)]
@@ -34,7 +50,9 @@ def test_quick_bench_prints_the_table_and_writes_every_number(pet_root, tmp_path
     printed = capsys.readouterr().out
 
     assert results == json.loads(out.read_text())
-    table = [line for line in printed.splitlines() if line.startswith("|")]
+    tables = markdown_tables(printed)
+    assert len(tables) == 2, printed
+    table = tables[0]
     columns = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert columns == [c.format(base="smp_unet") for c in MODEL_COLUMNS]
     assert [row.split("|")[1].strip() for row in table[2:]] == ["unet", "no_skip", "smp_unet"]
@@ -60,6 +78,39 @@ def test_quick_bench_prints_the_table_and_writes_every_number(pet_root, tmp_path
         and loader["decode_ms"] > 0
         and loader["sample_ms"] > 0
     )
+
+    # The real fits: without and with data.cache at the DataModule's default workers, then the network
+    # alone, whose img/s is the model table's train img/s of the first config.
+    fit_table = tables[1]
+    assert cells(fit_table[0]) == list(REAL_FIT_COLUMNS)
+    rows = [cells(line) for line in fit_table[2:]]
+    assert [row[0] for row in rows] == ["decoded every step", "data.cache", NETWORK_ALONE]
+    assert rows[-1][2] == cells(table[2])[3] and rows[-1][3] == "1.00"
+    fits = results["real_fit"]
+    assert [fit["cache"] for fit in fits] == [False, True] and {fit["name"] for fit in fits} == {"unet"}
+    for fit, row in zip(fits, rows, strict=False):
+        assert all(math.isfinite(fit[key]) and fit[key] > 0 for key in ("img_s", "setup_s")), fit
+        assert row[2] == f"{fit['img_s']:.1f}" and int(row[1]) == fit["num_workers"] >= 0
+        ratio = fit["img_s"] / results["models"][0]["train_img_s"]
+        assert float(row[3]) == pytest.approx(ratio, abs=0.006)
+    assert fits[0]["cache_mib"] == 0 < fits[1]["cache_mib"]
+
+
+def test_quick_bench_real_fit_takes_the_workers_and_can_be_skipped(pet_root, capsys):
+    args = ["--device", "cpu", "--quick", "--image-size", "32", "--data-root", str(pet_root)]
+    args += ["--configs", "configs/unet.yaml", "--baseline", "unet"]  # one network: seconds
+    results = main([*args, "--skip-overhead", "--skip-loader", "--fit-workers", "0", "1"])
+    fits = results["real_fit"]
+    assert [(fit["cache"], fit["num_workers"]) for fit in fits] == [
+        (False, 0),
+        (False, 1),
+        (True, 0),
+        (True, 1),
+    ]
+    assert all(fit["img_s"] > 0 for fit in fits)
+    capsys.readouterr()
+    skipped = main([*args, "--skip-overhead", "--skip-loader", "--skip-real-fit"])
+    assert skipped["real_fit"] == [] and "Real fit" not in capsys.readouterr().out
 
 
 def test_params_and_macs_follow_the_architecture():

@@ -13,6 +13,7 @@ import torch
 from unetskip.bench import report
 from unetskip.bench.loader import measure_loader
 from unetskip.bench.overhead import measure_overhead
+from unetskip.bench.real_fit import measure_real_fits
 from unetskip.bench.settings import PRECISIONS, Settings
 from unetskip.bench.subjects import load_subject
 from unetskip.bench.throughput import measure_models
@@ -76,6 +77,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--decode-samples", type=int, default=None, help="samples decoded in-process; 50 (4)")
     parser.add_argument("--skip-overhead", action="store_true", help="do not measure Lightning's overhead")
     parser.add_argument("--skip-loader", action="store_true", help="do not measure the data loader")
+    parser.add_argument(
+        "--fit-workers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="loader workers of the real fits, one fit each (default: the DataModule's, with and without "
+        "data.cache)",
+    )
+    parser.add_argument(
+        "--skip-real-fit", action="store_true", help="no Trainer.fit on the real data, with and without cache"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and counts: a smoke test in seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write every number to this file")
     args = parser.parse_args(argv)
@@ -125,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     models = measure_models(subjects, settings)
     table = report.model_table(models, args.baseline) + [""]
     overhead = loader = None
+    real_fits: list = []
     if not args.skip_overhead:
         overhead = measure_overhead(subjects[0], settings)
         table += report.overhead_lines(overhead)
@@ -137,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
             table += report.loader_lines(loader, models[0])
         else:
             table.append(f"Data: skipped, no dataset at {data_root!r} (pass --data-root)")
+    if not args.skip_real_fit:
+        if Path(data_root).is_dir():
+            workers = args.fit_workers or [args.workers]
+            real_fits = measure_real_fits(subjects[0], data_root, settings, workers)
+            table += ["", *report.real_fit_lines(real_fits, models[0], settings)]
+        else:
+            table.append(f"Real fit: skipped, no dataset at {data_root!r} (pass --data-root)")
     print("\n" + "\n".join(table), flush=True)
 
     results = {
@@ -153,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if overhead is None
         else {**dataclasses.asdict(overhead), "overhead": overhead.overhead},
         "loader": None if loader is None else dataclasses.asdict(loader),
+        "real_fit": [dataclasses.asdict(fit) for fit in real_fits],
     }
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -40,17 +41,25 @@ def sample_files(sample: PetSample | Sample) -> tuple[Path, Path]:
     return sample.image, sample.mask
 
 
+def build_datamodule(
+    subject: Subject, data_root: str, settings: Settings, num_workers: int | None, cache: bool = False
+) -> L.LightningDataModule:
+    """`subject`'s DataModule on `data_root` at the benchmark's image and batch size, with its default
+    workers unless `num_workers`, and `data.cache` as given; the config's other data settings (mask
+    encoding, classes) are kept, and the benchmark never downloads."""
+    data_args = {key: value for key, value in subject.data_args.items() if key != "download"}
+    data_args |= {"image_size": settings.image_size, "batch_size": settings.batch_size}
+    data_args |= {"root": data_root, "num_workers": num_workers, "cache": cache}
+    return subject.data_class(**data_args)
+
+
 def measure_loader(
     subject: Subject, data_root: str, settings: Settings, num_workers: int | None, batches: int, samples: int
 ) -> LoaderResult:
     """The train loader alone of `subject`'s DataModule on `data_root` (its default workers unless
     `num_workers`), timed over `batches` batches after the first; and the per-sample cost of decoding vs
     the whole sample."""
-    settings_args = {"image_size": settings.image_size, "batch_size": settings.batch_size}
-    # The benchmark never downloads: the config's other data settings (mask encoding, classes) are kept.
-    data_args = {key: value for key, value in subject.data_args.items() if key != "download"}
-    data_args |= {**settings_args, "root": data_root, "num_workers": num_workers}
-    datamodule = subject.data_class(**data_args)
+    datamodule = build_datamodule(subject, data_root, settings, num_workers)
     datamodule.setup("fit")
     dataset = datamodule.datasets["train"]
     loader = datamodule.train_dataloader()

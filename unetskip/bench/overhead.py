@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,16 +90,14 @@ def plain_loop(module: SegmentationModule, batches: list[dict], settings: Settin
     return steady_rate(times, settings)
 
 
-def lightning_fit(
-    module: SegmentationModule, batches: list[dict], settings: Settings, log_dir: Path
-) -> float:
-    """The same batches through `Trainer.fit`, logging to CSV every 10 steps as the configs do."""
-    clock = StepClock(settings)
-    trainer = L.Trainer(
+def bench_trainer(settings: Settings, max_steps: int, log_dir: Path, clock: StepClock) -> L.Trainer:
+    """A Trainer of `max_steps` training steps on the benchmark's device and precision, without
+    validation or checkpoints, logging to CSV every 10 steps as the configs do."""
+    return L.Trainer(
         accelerator=settings.device.type,
         devices=[settings.device.index or 0] if settings.device.type == "cuda" else 1,
         precision=settings.precision,
-        max_steps=len(batches),
+        max_steps=max_steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=CSVLogger(log_dir, name="bench"),
@@ -107,9 +107,32 @@ def lightning_fit(
         enable_model_summary=False,
         callbacks=[clock],
     )
+
+
+def lightning_fit(
+    module: SegmentationModule, batches: list[dict], settings: Settings, log_dir: Path
+) -> float:
+    """The same batches through `Trainer.fit`."""
+    clock = StepClock(settings)
+    trainer = bench_trainer(settings, len(batches), log_dir, clock)
     # batch_size=None: the loader hands out the prepared batches as they are.
     trainer.fit(module, DataLoader(batches, batch_size=None, shuffle=False))
     return steady_rate(clock.times, settings)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """No "GPU available" banner per fit, and no warnings about the deliberately short fits without
+    validation."""
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        lightning_log.setLevel(level)
 
 
 def measure_overhead(subject: Subject, settings: Settings) -> OverheadResult:
@@ -122,15 +145,8 @@ def measure_overhead(subject: Subject, settings: Settings) -> OverheadResult:
         images, masks = settings.batch(subject.num_classes, memory_format, seed=seed)
         batches.append({"image": images.cpu(), "mask": masks.cpu()})
     plain, fitted = [], []
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)  # no "GPU available" banner per fit
-    try:
-        with tempfile.TemporaryDirectory() as log_dir, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the fits are deliberately short, without validation
-            for _ in range(settings.repeats):
-                plain.append(plain_loop(module, batches, settings))
-                fitted.append(lightning_fit(module, batches, settings, Path(log_dir)))
-    finally:
-        lightning_log.setLevel(level)
+    with tempfile.TemporaryDirectory() as log_dir, quiet_lightning():
+        for _ in range(settings.repeats):
+            plain.append(plain_loop(module, batches, settings))
+            fitted.append(lightning_fit(module, batches, settings, Path(log_dir)))
     return OverheadResult(subject.name, statistics.median(plain), statistics.median(fitted))

@@ -10,8 +10,10 @@ import torch
 
 from unetskip.bench.loader import LoaderResult
 from unetskip.bench.overhead import OverheadResult
+from unetskip.bench.real_fit import RealFitResult
 from unetskip.bench.settings import Settings
 from unetskip.bench.throughput import ModelResult
+from unetskip.training.acceleration import cpu_bf16_flags
 
 MODEL_COLUMNS = (
     "model",
@@ -26,6 +28,9 @@ MODEL_COLUMNS = (
     "warm-up s",
     "layout",
 )
+
+REAL_FIT_COLUMNS = ("data", "workers", "fit img/s", "fit vs network alone", "setup s", "cache MiB")
+NETWORK_ALONE = "network alone (fixed batch)"
 
 
 def device_name(device: torch.device) -> str:
@@ -48,7 +53,12 @@ def header(settings: Settings) -> list[str]:
     return [
         f"torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}",
         f"device: {settings.device} ({device_name(settings.device)}), "
-        f"torch threads {torch.get_num_threads()}",
+        f"torch threads {torch.get_num_threads()}"
+        + (
+            f", CPU bf16 instructions: {', '.join(cpu_bf16_flags()) or 'none found'}"
+            if settings.device.type == "cpu"
+            else ""
+        ),
         f"batch {settings.batch_size}, image {settings.image_size}x{settings.image_size}, "
         f"precision {settings.precision}, channels_last {settings.channels_last}, "
         f"torch.compile {settings.compile}",
@@ -103,3 +113,25 @@ def loader_lines(result: LoaderResult, model: ModelResult) -> list[str]:
         f"Per sample in one process: decode (JPEG + trimap PNG) {result.decode_ms:.1f} ms of "
         f"{result.sample_ms:.1f} ms ({100 * result.decode_ms / result.sample_ms:.0f}%)",
     ]
+
+
+def real_fit_lines(results: list[RealFitResult], model: ModelResult, settings: Settings) -> list[str]:
+    """The real-fit table: each data setting's Trainer.fit img/s beside the network alone's."""
+    lines = [
+        f"Real fit ({model.name}: Trainer.fit on the DataModule's train loader and its workers, "
+        f"{settings.warmup} warm-up + {settings.steps} timed steps, no validation) vs the network alone:",
+        "| " + " | ".join(REAL_FIT_COLUMNS) + " |",
+        "|" + "---|" * len(REAL_FIT_COLUMNS),
+    ]
+    for r in results:
+        cells = [
+            "data.cache" if r.cache else "decoded every step",
+            str(r.num_workers),
+            f"{r.img_s:.1f}",
+            ratio(r.img_s, model.train_img_s),
+            f"{r.setup_s:.1f}",
+            f"{r.cache_mib:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    alone = [NETWORK_ALONE, "-", f"{model.train_img_s:.1f}", "1.00", "-", "-"]
+    return [*lines, "| " + " | ".join(alone) + " |"]

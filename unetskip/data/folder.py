@@ -14,10 +14,11 @@ from PIL import UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from unetskip.data.check import DataCheckError, DataReport, check_layout, default_check_workers
+from unetskip.data.decoded_cache import DecodedCache
 from unetskip.data.folder_layout import SPLITS, FolderLayout, FolderNames, Sample, find_layout
 from unetskip.data.image_files import UnreadableImageError, load_image
 from unetskip.data.masks import MaskEncoding, MaskValueError, read_mask
-from unetskip.data.segmentation_datamodule import SegmentationDataModule
+from unetskip.data.segmentation_datamodule import DEFAULT_CACHE_MAX_BYTES, SegmentationDataModule
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 # The classes of a folder whose config names none: a binary task.
@@ -58,11 +59,19 @@ class FolderDataset(Dataset):
         self.samples = list(samples)
         self.transform = transform
         self.encoding = encoding
+        self.cache: DecodedCache | None = None  # set by the DataModule with data.cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+    def files(self, index: int) -> tuple[Path, Path]:
+        """The image and mask files of sample `index` (what the cache watches for changes)."""
+        sample = self.samples[index]
+        return sample.image, sample.mask
+
+    def decode(self, index: int) -> dict[str, np.ndarray]:
+        """Sample `index` decoded: `image` (H, W, 3) uint8 as displayed, `mask` (H, W) uint8 class indices
+        (`ignore_index` for void)."""
         sample = self.samples[index]
         try:
             image = load_image(sample.image)  # (H, W, 3) uint8
@@ -82,8 +91,14 @@ class FolderDataset(Dataset):
                 f"{sample.mask} is {decoded.mask.shape[1]}x{decoded.mask.shape[0]} but {sample.image} is "
                 f"{image.shape[1]}x{image.shape[0]} (as displayed)"
             )
-        out = self.transform(image=image, mask=decoded.mask)
-        return {"image": out["image"], "mask": out["mask"].long(), "name": sample.stem}
+        return {"image": image, "mask": decoded.mask}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        arrays = self.cache.get(index, self.files(index)) if self.cache is not None else None
+        if arrays is None:
+            arrays = self.decode(index)
+        out = self.transform(image=arrays["image"], mask=arrays["mask"])
+        return {"image": out["image"], "mask": out["mask"].long(), "name": self.samples[index].stem}
 
 
 class FolderDataModule(SegmentationDataModule):
@@ -99,9 +114,9 @@ class FolderDataModule(SegmentationDataModule):
     take a dataset where it lies (`unetskip.data.folder_layout.FolderNames`). The check decodes every
     file in `check_workers` processes (None: one per CPU, 0: in this process).
     Options shared with `OxfordPetDataModule` mean the same there (`image_size`, `batch_size`, `seed`,
-    `num_workers`, ...). `setup` runs the data check (`unetskip check-data`) on the splits the stage
-    needs and stops with its report on any error. Batches: `{"image": (B, 3, H, W), "mask": (B, H, W),
-    "name": [..]}` (no trimap border: border-band scores are not computed).
+    `num_workers`, `cache`, `cache_max_bytes`, ...). `setup` runs the data check (`unetskip check-data`) on
+    the splits the stage needs and stops with its report on any error. Batches: `{"image": (B, 3, H, W),
+    "mask": (B, H, W), "name": [..]}` (no trimap border: border-band scores are not computed).
     """
 
     def __init__(
@@ -130,6 +145,8 @@ class FolderDataModule(SegmentationDataModule):
         mask_suffix: str = "",
         split_names: dict[str, str] | None = None,
         check_workers: int | None = None,
+        cache: bool = False,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
     ) -> None:
         super().__init__(
             image_size,
@@ -144,6 +161,8 @@ class FolderDataModule(SegmentationDataModule):
             crop_scale,
             rotate_degrees,
             keep_aspect,
+            cache,
+            cache_max_bytes,
         )
         self.save_hyperparameters()
         if not 0.0 <= test_fraction < 1.0:
@@ -204,6 +223,7 @@ class FolderDataModule(SegmentationDataModule):
                 else eval_transforms(self.image_size, self.keep_aspect)
             )
             self.datasets[split] = FolderDataset(layout.splits[split], transform, self.encoding)
+        self.cache_decoded(splits)
 
     def class_pixels(self) -> np.ndarray:
         """Pixels per class (C,) of the training split, as the data check counted them in `setup("fit")`."""

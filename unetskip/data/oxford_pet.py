@@ -18,6 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from unetskip.data.decoded_cache import DecodedCache
 from unetskip.data.image_files import UnreadableImageError, displayed_size, load_image
 from unetskip.data.list_files import list_entries
 
@@ -133,11 +134,19 @@ class OxfordPetDataset(Dataset):
         self.transform = transform
         self.mask_mode = mask_mode
         self.ignore_index = ignore_index
+        self.cache: DecodedCache | None = None  # set by the DataModule with data.cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+    def files(self, index: int) -> tuple[Path, Path]:
+        """The image and trimap files of sample `index` (what the cache watches for changes)."""
+        sample = self.samples[index]
+        return sample.image_path, sample.trimap_path
+
+    def decode(self, index: int) -> dict[str, np.ndarray]:
+        """Sample `index` decoded: `image` (H, W, 3) uint8 as displayed, `mask` (H, W) uint8 class
+        indices of the mask mode, `border` (H, W) uint8 (1 in the trimap's border region)."""
         sample = self.samples[index]
         try:
             image = load_image(sample.image_path)  # (H, W, 3) as displayed
@@ -146,12 +155,17 @@ class OxfordPetDataset(Dataset):
         except (OSError, UnidentifiedImageError, UnreadableImageError) as error:
             raise RuntimeError(f"could not decode sample {sample.name}: {error}") from error
         mask = trimap_to_mask(trimap, self.mask_mode, self.ignore_index)
-        border = (trimap == TRIMAP_BORDER).astype(np.uint8)
-        out = self.transform(image=image, mask=mask, masks=[border])
+        return {"image": image, "mask": mask, "border": (trimap == TRIMAP_BORDER).astype(np.uint8)}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        arrays = self.cache.get(index, self.files(index)) if self.cache is not None else None
+        if arrays is None:
+            arrays = self.decode(index)
+        out = self.transform(image=arrays["image"], mask=arrays["mask"], masks=[arrays["border"]])
         return {
             "image": out["image"],
             "mask": out["mask"].long(),
             # == 1: pixels a geometric transform brings in from outside get the mask fill value.
             "border": out["masks"][0] == 1,
-            "name": sample.name,
+            "name": self.samples[index].name,
         }

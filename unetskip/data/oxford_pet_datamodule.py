@@ -15,7 +15,11 @@ from unetskip.data.oxford_pet import (
     find_samples,
     read_split,
 )
-from unetskip.data.segmentation_datamodule import SegmentationDataModule, split_trainval
+from unetskip.data.segmentation_datamodule import (
+    DEFAULT_CACHE_MAX_BYTES,
+    SegmentationDataModule,
+    split_trainval,
+)
 from unetskip.data.transforms import eval_transforms, train_transforms
 
 DEFAULT_MASK_MODE: MaskMode = "binary"
@@ -41,7 +45,9 @@ class OxfordPetDataModule(SegmentationDataModule):
     The training order and augmentations follow `seed` (the CLI links it to `seed_everything`; None
     takes `torch.initial_seed()`), so a run is reproducible and resumes mid-epoch on the same batches.
     Predict reads any image files with `ImageFolderDataModule` instead.
-    `num_workers=None` gives each process the node's CPUs shared among its processes, less one.
+    `num_workers=None` gives each process the node's CPUs shared among its processes, less one (0 with
+    `cache` on 2 CPUs or fewer: `default_num_workers`). `cache` decodes the train and val images and trimaps
+    (the `border` too) into memory once, in `setup`, at most `cache_max_bytes` bytes of them.
     Under DDP each process evaluates its own share of val and test, every image exactly once (no padding
     with repeated images), so metrics summed across processes equal those of one process.
     """
@@ -69,6 +75,8 @@ class OxfordPetDataModule(SegmentationDataModule):
         seed: int | None = None,
         crop_scale: tuple[float, float] = (0.5, 1.0),
         rotate_degrees: float = 15.0,
+        cache: bool = False,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
     ) -> None:
         super().__init__(
             image_size,
@@ -83,6 +91,8 @@ class OxfordPetDataModule(SegmentationDataModule):
             crop_scale,
             rotate_degrees,
             keep_aspect,
+            cache,
+            cache_max_bytes,
         )
         self.save_hyperparameters()
         self.class_names = self.class_names_from(self.hparams)
@@ -121,6 +131,7 @@ class OxfordPetDataModule(SegmentationDataModule):
                 eval_transforms(self.image_size, self.keep_aspect),
                 **dataset_args,
             )
+            self.cache_decoded(("train", "val"))
         if stage == "test" and "test" not in self.datasets:
             self.datasets["test"] = OxfordPetDataset(
                 find_samples(

@@ -4,8 +4,10 @@ train, val and test loaders over its `datasets`."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -14,9 +16,12 @@ import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from unetskip.data.decoded_cache import DecodedCache, eval_cached_size, full_message, train_cached_size
 from unetskip.data.image_size import check_keep_aspect
 from unetskip.data.resumable import EpochShuffleSampler, ResumableDataLoader, SeededTransforms
 from unetskip.data.transforms import check_augmentation
+
+log = logging.getLogger(__name__)
 
 
 def split_trainval(
@@ -37,10 +42,29 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_num_workers(processes_per_node: int = 1) -> int:
-    """Loader workers per process: the CPUs this process may use, shared by the node's processes, less
-    one for each process itself (at least 1)."""
-    return max(1, available_cpus() // processes_per_node - 1)
+# With data.cache, a process with at most this many CPUs loads its batches itself (0 workers): the cache
+# leaves only the augmentations (about 1 ms a sample at 96-160 px), and a worker process would compete
+# with torch's threads for the same cores. Not measured yet (the rule's guess; see default_num_workers).
+CACHED_INLINE_MAX_CPUS = 2
+# data.cache_max_bytes: 1 GiB (the Oxford subset at 96-160 px takes far less; all of it at 256 px more).
+DEFAULT_CACHE_MAX_BYTES = 2**30
+
+
+def default_num_workers(processes_per_node: int = 1, cached: bool = False) -> int:
+    """Loader workers per process for `data.num_workers: null`.
+
+    The CPUs this process may use, shared by the node's processes (`cpus`), less one for each process
+    itself, at least 1; but 0 (batches loaded in the training process) when the samples come from
+    `data.cache` and `cpus <= CACHED_INLINE_MAX_CPUS`.
+
+    To be measured (docs/speed.md): `fit` img/s (`train/img_per_sec`) of the CPU recipe on a 2-core
+    machine with `data.cache: true` and `data.num_workers` 0, 1 and 2 (3 seeds; `unetskip bench` shows
+    the same as its real-fit lines), and move `CACHED_INLINE_MAX_CPUS` to where 0 workers stop winning.
+    """
+    cpus = available_cpus() // processes_per_node
+    if cached and cpus <= CACHED_INLINE_MAX_CPUS:
+        return 0
+    return max(1, cpus - 1)
 
 
 def collate_padded(items: list[dict[str, Any]], ignore_index: int) -> dict[str, Any]:
@@ -76,7 +100,8 @@ class SegmentationDataModule(L.LightningDataModule):
     (`unetskip.data.transforms.train_transforms`). With `keep_aspect`, `image_size` is one int: val and
     test images are resized so that their shorter side is `image_size`, keeping their aspect ratio
     (batches of mixed sizes padded by `collate_padded`), as predict and the demo resize them; training
-    crops stay `image_size` squares.
+    crops stay `image_size` squares. With `cache`, `setup` decodes the train and val images and masks
+    into memory once, at most `cache_max_bytes` of them, for all epochs (`unetskip.data.decoded_cache`).
     """
 
     class_names: list[str]
@@ -95,9 +120,13 @@ class SegmentationDataModule(L.LightningDataModule):
         crop_scale: tuple[float, float],
         rotate_degrees: float,
         keep_aspect: bool,
+        cache: bool,
+        cache_max_bytes: int,
     ) -> None:
         super().__init__()
         check_augmentation(crop_scale, rotate_degrees)
+        if isinstance(cache_max_bytes, bool) or not isinstance(cache_max_bytes, int) or cache_max_bytes < 1:
+            raise ValueError(f"data.cache_max_bytes must be a number of bytes >= 1, got {cache_max_bytes!r}")
         check_keep_aspect(image_size, keep_aspect)
         if keep_aspect and ignore_index is None:
             raise ValueError("data.keep_aspect: true needs a data.ignore_index (the padding of mixed sizes)")
@@ -117,7 +146,38 @@ class SegmentationDataModule(L.LightningDataModule):
         self.crop_scale = tuple(crop_scale)
         self.rotate_degrees = rotate_degrees
         self.keep_aspect = keep_aspect
+        self.cache = cache
+        self.cache_max_bytes = cache_max_bytes
+        self.caches: dict[str, DecodedCache] = {}  # split -> its cache, with `cache`
+        self.cache_full = False  # the cache reached cache_max_bytes: later splits are not cached
         self.datasets: dict[str, Dataset] = {}
+
+    def cache_decoded(self, splits: Sequence[str]) -> None:
+        """With `cache`, decode the train and val datasets of `splits` into memory now, in this process
+        (from `setup`, so before any loader worker starts; see `unetskip.data.decoded_cache`). Test is
+        evaluated once: never cached. Splits past the bound are decoded by the loaders as without it."""
+        if not self.cache:
+            return
+        todo = [split for split in splits if split in ("train", "val") and split not in self.caches]
+        for position, split in enumerate(todo):
+            if self.cache_full:
+                return
+            dataset = self.datasets[split]
+            cached_size = (
+                train_cached_size(self.image_size)
+                if split == "train"
+                else eval_cached_size(self.image_size, self.keep_aspect)
+            )
+            room = self.cache_max_bytes - sum(cache.nbytes for cache in self.caches.values())
+            cache, complete = DecodedCache.fill(dataset, cached_size, room, split)
+            self.caches[split] = dataset.cache = cache
+            if not complete:
+                self.cache_full = True
+                log.warning(
+                    full_message(
+                        split, len(cache.entries), len(dataset), self.cache_max_bytes, todo[position + 1 :]
+                    )
+                )
 
     def _eval_sampler(self, split: str) -> UnrepeatedDistributedSampler | None:
         """Under DDP, this process's share of an evaluation split, without repeats; else None."""
@@ -138,7 +198,8 @@ class SegmentationDataModule(L.LightningDataModule):
         """DataLoader arguments for worker processes: `num_workers` (None: see `default_num_workers`)."""
         num_workers = self.num_workers
         if num_workers is None:
-            num_workers = default_num_workers(self.trainer.num_devices if self.trainer else 1)
+            processes = self.trainer.num_devices if self.trainer else 1
+            num_workers = default_num_workers(processes, cached=self.cache)
         return {
             "num_workers": num_workers,
             "persistent_workers": self.persistent_workers and num_workers > 0,

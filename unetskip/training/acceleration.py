@@ -1,8 +1,11 @@
-"""Speed-ups chosen at run time: bf16 mixed precision on GPUs that support it (a CPU stays at 32-true),
-channels_last where convolutions gain from it, and `torch.compile` as a callback.
+"""Speed-ups chosen at run time: bf16 mixed precision on GPUs that support it (a CPU stays at 32-true,
+though `cpu_bf16_flags` tells whether it has bf16 instructions), channels_last where convolutions gain
+from it, and `torch.compile` as a callback.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -17,21 +20,49 @@ CHANNELS_LAST_MIN_CAPABILITY = (7, 0)
 CPU_NHWC_MIN_STRIDED_1X1_CHANNELS = 16
 # Trainer accelerators that may resolve to a CUDA GPU.
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
+# Linux describes the CPU here: x86 lists its instruction sets on "flags" lines, ARM on "Features" lines.
+CPUINFO = Path("/proc/cpuinfo")
+# Instruction sets that compute bf16 products (oneDNN uses them for bf16 convolutions): x86 AVX512-BF16
+# and AMX-BF16, ARMv8.6 BF16. torch has only private checks of its own (torch.cpu._is_avx512_bf16_supported).
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# Whether `trainer.precision: null` picks bf16-mixed on a CPU with bf16 instructions. False until the CPU
+# recipe's test IoU with bf16-mixed is measured over 3 seeds against 32-true (docs/speed.md).
+CPU_BF16_BY_DEFAULT = False
+
+
+def cpu_bf16_flags(cpuinfo: Path = CPUINFO) -> tuple[str, ...]:
+    """The bf16 instruction sets (`CPU_BF16_FLAGS`) that the CPU lists in Linux's `cpuinfo`, in that order;
+    () without them or without the file (not Linux: unknown, taken as none)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return ()
+    found: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            found.update(value.split())
+    return tuple(flag for flag in CPU_BF16_FLAGS if flag in found)
 
 
 def default_precision(
-    precision: str | int | None, accelerator: object, fp16_fallback: bool = False
+    precision: str | int | None,
+    accelerator: object,
+    fp16_fallback: bool = False,
+    cpu_bf16: bool = CPU_BF16_BY_DEFAULT,
 ) -> str | int:
     """`precision` itself when set; for None, `bf16-mixed` when the run will use a CUDA GPU that
     supports bf16; on a CUDA GPU without bf16, `16-mixed` if `fp16_fallback` (inference: no gradients
-    to under- or overflow) else `32-true`; `32-true` everywhere else.
+    to under- or overflow) else `32-true`; `32-true` everywhere else, but with `cpu_bf16` (default
+    `CPU_BF16_BY_DEFAULT`: off) `bf16-mixed` on a CPU with bf16 instructions (`cpu_bf16_flags`).
 
     `accelerator` is the Trainer's accelerator setting ("auto", "gpu", "cuda", "cpu", or an object).
     """
     if precision is not None:
         return precision
     if not (accelerator in CUDA_ACCELERATORS and torch.cuda.is_available()):
-        return "32-true"
+        on_cpu = accelerator in ("auto", "cpu")
+        return "bf16-mixed" if cpu_bf16 and on_cpu and cpu_bf16_flags() else "32-true"
     if torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "16-mixed" if fp16_fallback else "32-true"
